@@ -1,0 +1,4 @@
+from .arch_settings import ARCH_NAMES, ARCH_SETTINGS, arch_channels, resolve_arch
+from .repvgg import RepVGG
+
+__all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'RepVGG', 'arch_channels', 'resolve_arch']

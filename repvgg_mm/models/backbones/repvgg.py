@@ -1,0 +1,127 @@
+"""RepVGG backbone for OpenMMLab 2.x (classification, segmentation, detection)."""
+from typing import Sequence, Tuple, Union
+
+from mmengine.logging import MMLogger
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from repvgg_mm.registry import MODELS
+from ..blocks import RepVGGBlock
+from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
+
+
+@MODELS.register_module()
+class RepVGG(BaseModule):
+    """RepVGG backbone (`RepVGG: Making VGG-style ConvNets Great Again`, CVPR 2021).
+
+    A stem block (stride 2) followed by stages of :class:`RepVGGBlock`; the first block of each stage
+    applies the stage's stride. ``forward`` returns a tuple of the outputs of ``out_indices``.
+
+    Args:
+        arch: one of ``ARCH_NAMES`` (A0 ... D2se) or a dict with ``num_blocks``, ``width_factor``
+            and optionally ``group_layer_map`` and ``use_se``.
+        in_channels: input image channels.
+        base_channels: stage widths before the arch's width factors.
+        out_indices: stages (0-based) whose outputs are returned.
+        strides / dilations: per stage; output stride 8 is ``strides=(2, 2, 1, 1)`` with
+            ``dilations=(1, 1, 2, 4)``.
+        frozen_stages: -1 freezes nothing, 0 the stem, k the stem and stages 1..k.
+        norm_eval: keep BN layers in eval mode (frozen statistics) while training.
+        with_cp: gradient checkpointing in every block.
+        deploy: build fused single-conv blocks (for fused checkpoints).
+        conv_cfg / norm_cfg / act_cfg: mmcv layer configs.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path, prefix='backbone.')``.
+    """
+
+    def __init__(self, arch: Union[str, dict] = 'A0', in_channels: int = 3,
+                 base_channels: Sequence[int] = BASE_WIDTHS, out_indices: Sequence[int] = (3, ),
+                 strides: Sequence[int] = (2, 2, 2, 2), dilations: Sequence[int] = (1, 1, 1, 1),
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 deploy: bool = False, conv_cfg=None, norm_cfg=dict(type='BN', requires_grad=True),
+                 act_cfg=dict(type='ReLU'), init_cfg=None):
+        super().__init__(init_cfg)
+        self.arch = arch
+        self.arch_setting = resolve_arch(arch)
+        num_stages = len(self.arch_setting['num_blocks'])
+        if not len(strides) == len(dilations) == num_stages:
+            raise ValueError(f'strides {tuple(strides)} and dilations {tuple(dilations)} need one '
+                             f'entry per stage ({num_stages})')
+        out_indices = tuple(out_indices)
+        if not out_indices or not all(0 <= i < num_stages for i in out_indices):
+            raise ValueError(f'out_indices {out_indices} must lie in [0, {num_stages})')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'frozen_stages must lie in [-1, {num_stages}], got {frozen_stages}')
+        self.out_indices = out_indices
+        self.strides, self.dilations = tuple(strides), tuple(dilations)
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
+        self.with_cp, self.deploy = with_cp, deploy
+
+        self.stem_channels, self.stage_channels = arch_channels(self.arch_setting, base_channels)
+        block_args = dict(use_se=self.arch_setting['use_se'], deploy=deploy, conv_cfg=conv_cfg,
+                          norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
+        self.stem = RepVGGBlock(in_channels, self.stem_channels, stride=2, **block_args)
+
+        group_map = self.arch_setting['group_layer_map'] or {}
+        layer_index = 1
+        channels = self.stem_channels
+        self.stage_names = []
+        for i, (num_blocks, out_ch) in enumerate(zip(self.arch_setting['num_blocks'],
+                                                     self.stage_channels)):
+            blocks = []
+            for j in range(num_blocks):
+                blocks.append(RepVGGBlock(
+                    channels, out_ch, stride=self.strides[i] if j == 0 else 1,
+                    dilation=self.dilations[i], groups=group_map.get(layer_index, 1), **block_args))
+                channels = out_ch
+                layer_index += 1
+            name = f'stage{i + 1}'
+            self.add_module(name, nn.Sequential(*blocks))
+            self.stage_names.append(name)
+        self._freeze_stages()
+
+    @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of each returned feature map (for neck/head ``in_channels``)."""
+        return tuple(self.stage_channels[i] for i in self.out_indices)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for i, name in enumerate(self.stage_names):
+            x = getattr(self, name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        modules = [self.stem] + [getattr(self, n) for n in self.stage_names]
+        for module in modules[:self.frozen_stages + 1]:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def init_weights(self):
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            from repvgg_mm.checkpoint import load_pretrained
+            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
+                            logger=MMLogger.get_current_instance())
+            self._is_init = True
+            return
+        super().init_weights()
+
+    def switch_to_deploy(self) -> None:
+        """Fuse every block in place (idempotent)."""
+        for module in self.modules():
+            if isinstance(module, RepVGGBlock):
+                module.switch_to_deploy()
+        self.deploy = True

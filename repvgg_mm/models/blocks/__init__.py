@@ -1,0 +1,4 @@
+from .repvgg_block import RepVGGBlock
+from .se_layer import SqueezeExcitation
+
+__all__ = ['RepVGGBlock', 'SqueezeExcitation']

@@ -1,0 +1,136 @@
+"""RepVGG block: 3x3 conv-BN + 1x1 conv-BN + identity BN at training time, one conv at deploy time."""
+from typing import Optional
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from repvgg_mm.reparam.fuse import (KernelBias, bn_scale_shift, check_fusable_norm, fuse_identity_bn,
+                                    fuse_kernel_bn, pad_kernel_to, sum_kernel_bias)
+from repvgg_mm.registry import MODELS
+from .se_layer import SqueezeExcitation
+
+
+@MODELS.register_module()
+class RepVGGBlock(BaseModule):
+    """A re-parameterisable VGG block.
+
+    Training time: ``act(se(bn(conv3x3(x)) + bn(conv1x1(x)) + bn(x)))``, the identity branch only when
+    ``in_channels == out_channels``, ``stride == 1`` and ``padding == dilation``. After
+    :meth:`switch_to_deploy` (or with ``deploy=True``) the three branches are one ``branch_fused`` conv.
+
+    Args:
+        in_channels / out_channels: channels of input and output.
+        stride, dilation, groups: of the 3x3 conv (the 1x1 shares stride and groups).
+        padding: of the 3x3 conv; must equal ``dilation`` (the default) so the branches align.
+        use_se: squeeze-excitation before the activation (RepVGG-D2se).
+        deploy: build the fused single-conv structure directly.
+        conv_cfg / norm_cfg / act_cfg: mmcv layer configs. Fusing needs a BatchNorm-like norm.
+        with_cp: gradient checkpointing of the block.
+    """
+
+    kernel_size = 3
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
+                 padding: Optional[int] = None, dilation: int = 1, groups: int = 1,
+                 use_se: bool = False, se_ratio: int = 16, deploy: bool = False, conv_cfg=None,
+                 norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.padding = dilation if padding is None else padding
+        if self.padding != dilation:
+            raise ValueError(f'padding ({self.padding}) must equal dilation ({dilation}) so that the '
+                             '3x3, 1x1 and identity branches produce the same output size')
+        self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.with_cp = with_cp
+        self.deploy = deploy
+
+        if deploy:
+            self.branch_fused = self._build_fused_conv()
+        else:
+            self.branch_3x3 = ConvModule(
+                in_channels, out_channels, self.kernel_size, stride=stride, padding=self.padding,
+                dilation=dilation, groups=groups, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                act_cfg=None)
+            self.branch_1x1 = ConvModule(
+                in_channels, out_channels, 1, stride=stride, padding=0, groups=groups, bias=False,
+                conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
+            self.branch_identity = (build_norm_layer(norm_cfg, in_channels)[1]
+                                    if self.has_identity else None)
+        self.se = SqueezeExcitation(out_channels, se_ratio, conv_cfg) if use_se else nn.Identity()
+        self.act = build_activation_layer(act_cfg) if act_cfg is not None else nn.Identity()
+
+    @property
+    def has_identity(self) -> bool:
+        return self.in_channels == self.out_channels and self.stride == 1
+
+    def _build_fused_conv(self) -> nn.Module:
+        return build_conv_layer(
+            self.conv_cfg, self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
+            padding=self.padding, dilation=self.dilation, groups=self.groups, bias=True)
+
+    def _branch_sum(self, x: Tensor) -> Tensor:
+        if self.deploy:
+            return self.branch_fused(x)
+        out = self.branch_3x3(x) + self.branch_1x1(x)
+        if self.branch_identity is not None:
+            out = out + self.branch_identity(x)
+        return out
+
+    def _output(self, x: Tensor) -> Tensor:
+        """The step shared by training and deploy mode: branches (or fused conv), SE, activation."""
+        return self.act(self.se(self._branch_sum(x)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad:
+            return cp.checkpoint(self._output, x, use_reentrant=False)
+        return self._output(x)
+
+    def get_equivalent_kernel_bias(self) -> KernelBias:
+        """Kernel and bias of the single 3x3 conv equal to the branches (eval-mode BN); differentiable."""
+        if self.deploy:
+            return self.branch_fused.weight, self.branch_fused.bias
+        parts = [fuse_kernel_bn(self.branch_3x3.conv.weight, self.branch_3x3.norm),
+                 fuse_kernel_bn(pad_kernel_to(self.branch_1x1.conv.weight, self.kernel_size),
+                                self.branch_1x1.norm)]
+        if self.branch_identity is not None:
+            parts.append(fuse_identity_bn(self.branch_identity, self.groups, self.kernel_size))
+        return sum_kernel_bias(parts)
+
+    def get_custom_L2(self) -> Tensor:  # noqa: N802 (name of the original RepVGG API)
+        """The paper's L2 on the equivalent kernel (a weight-decay replacement); differentiable."""
+        if self.deploy:
+            raise RuntimeError('get_custom_L2 needs the training-time branches')
+        k3, k1 = self.branch_3x3.conv.weight, self.branch_1x1.conv.weight
+        scale3 = bn_scale_shift(self.branch_3x3.norm)[0].detach().reshape(-1, 1, 1, 1)
+        scale1 = bn_scale_shift(self.branch_1x1.norm)[0].detach().reshape(-1, 1, 1, 1)
+        c = self.kernel_size // 2
+        centre3 = k3[:, :, c:c + 1, c:c + 1]
+        ring = (k3 ** 2).sum() - (centre3 ** 2).sum()
+        centre = ((centre3 * scale3 + k1 * scale1) ** 2 / (scale3 ** 2 + scale1 ** 2)).sum()
+        return ring + centre
+
+    def check_fusable(self) -> None:
+        """Raise a clear error if a norm layer of this block cannot be folded into a conv."""
+        if not self.deploy:
+            for norm in (self.branch_3x3.norm, self.branch_1x1.norm, self.branch_identity):
+                if norm is not None:
+                    check_fusable_norm(norm)
+
+    def switch_to_deploy(self) -> None:
+        """Replace the branches by one trainable conv with the same output. Idempotent."""
+        if self.deploy:
+            return
+        self.check_fusable()
+        with torch.no_grad():
+            kernel, bias = self.get_equivalent_kernel_bias()
+            fused = self._build_fused_conv().to(device=kernel.device, dtype=kernel.dtype)
+            fused.weight.copy_(kernel)
+            fused.bias.copy_(bias)
+        del self.branch_3x3, self.branch_1x1, self.branch_identity
+        self.branch_fused = fused
+        self.deploy = True

@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+
+from repvgg_mm.checkpoint import CheckpointError, load_pretrained, safe_load
+from repvgg_mm.models import RepVGG
+
+
+def test_pretrained_init_cfg_with_prefix_and_ddp_keys(tmp_path):
+    source = RepVGG('A0')
+    path = tmp_path / 'ddp.pth'
+    torch.save({'state_dict': {f'module.backbone.{k}': v for k, v in source.state_dict().items()},
+                'meta': {'epoch': 3}}, path)
+    model = RepVGG('A0', init_cfg=dict(type='Pretrained', checkpoint=str(path), prefix='backbone.'))
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_pretrained_never_loads_partially(tmp_path):
+    path = tmp_path / 'a1.pth'
+    torch.save(RepVGG('A1').state_dict(), path)
+    with pytest.raises(CheckpointError, match='with another shape'):
+        load_pretrained(RepVGG('A0'), str(path))
+    torch.save({'stem.branch_3x3.conv.weight': torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match='missing'):
+        load_pretrained(RepVGG('A0'), str(path))
+
+
+class Payload:
+    def __init__(self, reducer):
+        self.reducer = reducer
+
+    def __reduce__(self):
+        return self.reducer
+
+
+@pytest.mark.parametrize('reducer', [
+    (print, ('code execution', )),
+    (getattr, (np.ndarray, 'tofile')),  # allowed globals must not become gadgets
+    (getattr, (HistoryBuffer, '__init__')),
+])
+def test_safe_load_refuses_arbitrary_objects(tmp_path, reducer):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': Payload(reducer)}, path)
+    with pytest.raises(CheckpointError, match='safe loading'):
+        safe_load(str(path))
+    with pytest.raises(CheckpointError, match='not found'):
+        safe_load(str(tmp_path / 'missing.pth'))
+
+
+def test_runner_style_meta_loads_safely(tmp_path):
+    buffer = HistoryBuffer()
+    buffer.update(0.5)
+    path = tmp_path / 'runner.pth'
+    torch.save({'meta': {'message_hub': {'log_scalars': {'loss': buffer}},
+                         'arr': np.arange(3, dtype=np.float64), 'seed': np.int64(4)},
+                'state_dict': {'w': torch.ones(1)}}, path)
+    loaded = safe_load(str(path))
+    restored = loaded['meta']['message_hub']['log_scalars']['loss']
+    assert restored.current() == 0.5 and restored.statistics('mean') == 0.5
+    # torch.load's default (weights_only under torch>=2.6) works too once repvgg_mm is imported.
+    assert torch.load(path)['state_dict']['w'].item() == 1
