@@ -1,0 +1,3 @@
+from .linear_head import LinearClsHead, gt_labels
+
+__all__ = ['LinearClsHead', 'gt_labels']

@@ -1,0 +1,60 @@
+"""Test a checkpoint: classification (repvgg_mm), segmentation (mmseg) or detection (mmdet).
+
+    python tools/test.py CONFIG CHECKPOINT [--fuse] [--work-dir DIR] [--out FILE|DIR]
+        [--out-item {pred,metrics}] [--show] [--show-dir DIR] [--tta] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
+
+The checkpoint must fit the model exactly (a clear key list otherwise). ``--fuse`` fuses every
+RepVGG block after loading, so a training-time checkpoint is tested as the deployed plain model;
+a deploy config (``*_deploy.py``) tests an already fused checkpoint.
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from repvgg_mm.apis import USER_ERRORS, error_line, test
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save logs and evaluation results')
+    parser.add_argument(
+        '--out', help='predictions: a .pkl file (classification, detection) or a folder of label '
+        'maps (segmentation); with --out-item metrics: a .json file of the metrics')
+    parser.add_argument('--out-item', choices=['pred', 'metrics'], default='pred',
+                        help='what --out receives (default: pred)')
+    parser.add_argument('--fuse', action='store_true',
+                        help='fuse every RepVGG block after loading (test the deployed structure)')
+    parser.add_argument('--show', action='store_true', help='show predictions (seg/det)')
+    parser.add_argument('--show-dir', help='save painted predictions to this dir (seg/det)')
+    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--tta', action='store_true', help='test-time augmentation (seg/det)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. test_dataloader.dataset.data_root=/data/imagenet')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
+         out_item=args.out_item, show=args.show, show_dir=args.show_dir,
+         wait_time=args.wait_time, cfg_options=args.cfg_options, launcher=args.launcher,
+         tta=args.tta, fuse=args.fuse)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except USER_ERRORS as exc:  # a usage mistake: one line, no traceback
+        print(error_line(exc), file=sys.stderr)
+        sys.exit(2)

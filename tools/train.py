@@ -1,0 +1,53 @@
+"""Train from a config: classification (repvgg_mm), segmentation (mmseg) or detection (mmdet).
+
+    python tools/train.py configs/imagenet/repvgg_a0.py [--work-dir DIR] [--resume [CKPT]] [--amp]
+        [--auto-scale-lr] [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The codebase follows the config's ``default_scope``; mmseg/mmdet configs train as with those
+codebases' own tools/train.py. Distributed: ``torchrun --nproc_per_node=8 tools/train.py CONFIG
+--launcher pytorch``.
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import DictAction
+
+from repvgg_mm.apis import USER_ERRORS, error_line, train
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a classifier, segmentor or detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or (no value) from the latest one in the work dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by the real batch size / auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, e.g. train_dataloader.dataset.data_root=/data/imagenet '
+        'train_cfg.max_epochs=10 (lists: key="[a,b]" or key=a,b)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main():
+    args = parse_args()
+    train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
+          auto_scale_lr=args.auto_scale_lr, cfg_options=args.cfg_options, launcher=args.launcher)
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except USER_ERRORS as exc:  # a usage mistake: one line, no traceback
+        print(error_line(exc), file=sys.stderr)
+        sys.exit(2)
