@@ -8,7 +8,7 @@ setup:
 	bash tools/setup_env.sh
 
 demo: setup
-	$(PYTHON) tools/verify_archs.py
+	$(PYTHON) tools/demo.py
 
 test: setup
 	$(PYTHON) -m pytest tests

@@ -1,0 +1,13 @@
+# 1x schedule: 12 epochs, linear warm-up over 500 iterations, lr x0.1 after epochs 8 and 11
+# (mmdet's schedule_1x; lr 0.02 for 8 GPUs x 2 images).
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)
+]
+optim_wrapper = dict(
+    type='OptimWrapper', optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001))
+# Scales the lr linearly when the total batch differs from 16 (with --auto-scale-lr).
+auto_scale_lr = dict(enable=False, base_batch_size=16)
