@@ -13,6 +13,7 @@ from typing import Callable, Optional
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from repvgg_mm.apis.distributed import adapt_to_cpu
 from repvgg_mm.checkpoint import CheckpointError
 from repvgg_mm.datasets.checks import MissingInputError, check_config_inputs, check_data_root
 from repvgg_mm.datasets.image_folder import DatasetNotFoundError
@@ -137,6 +138,7 @@ def build_runner(cfg: Config):
     """``Runner.from_cfg`` or, with ``runner_type`` in the config, the registered runner."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    adapt_to_cpu(cfg)  # no CUDA: gloo, CPU DDP, SyncBN -> BN (repvgg_mm/apis/distributed.py)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -1,0 +1,79 @@
+"""ONNX round trips of fused models: dynamic batch, onnxruntime == PyTorch, single-branch graph."""
+import pytest
+import torch
+
+from repvgg_mm.deploy import model_builders, onnx_export
+from repvgg_mm.deploy.model_export_targets import classifier_config
+from repvgg_mm.deploy.onnx_export import (ExportAdapter, check_single_branch_graph, export_and_check,
+                                          export_onnx)
+from repvgg_mm.reparam import fuse_repvgg_blocks
+from repvgg_mm.reparam.verify import randomize_bn_
+
+TINY = dict(num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))
+NUM_TINY_BLOCKS = 1 + 1 + 2 + 2 + 1  # stem + stages
+
+
+def _tiny_classifier(generator):
+    model = model_builders.build_in_scope(classifier_config(TINY, num_classes=7), 'repvgg_mm')
+    return randomize_bn_(model, generator).eval()
+
+
+def test_classifier_round_trip(tmp_path, generator):
+    fused = ExportAdapter(fuse_repvgg_blocks(_tiny_classifier(generator)), 'tensor')
+    report = export_and_check('cls', fused, (3, 32, 32), str(tmp_path / 'cls.onnx'),
+                              export_batch=1, check_batch=3, exporter='torchscript')
+    assert report.within_tolerance, report.describe()
+    assert report.graph.conv_nodes == NUM_TINY_BLOCKS  # one conv per block, nothing else
+    assert report.graph.op_counts.get('BatchNormalization', 0) == 0
+    assert report.ok
+
+
+def test_segmentor_round_trip(tmp_path, generator):
+    cfg = model_builders.pspnet_config('repvgg', TINY, num_classes=4, channels=8, aux_channels=8)
+    segmentor = randomize_bn_(model_builders.build_in_scope(cfg, 'mmseg'), generator).eval()
+    fused = ExportAdapter(fuse_repvgg_blocks(segmentor), 'tensor')
+    # 48x48 -> 6x6 features at output stride 8: the PSP pool scales 1, 2, 3, 6 divide it.
+    report = export_and_check('seg', fused, (3, 48, 48), str(tmp_path / 'seg.onnx'),
+                              export_batch=2, check_batch=1, exporter='auto')
+    assert report.ok, report.describe()
+    # PSP head: 4 pooling-branch convs + bottleneck + classifier conv (aux head is training-only).
+    assert report.graph.other_convs == 6
+    assert report.graph.conv_nodes == NUM_TINY_BLOCKS + 6
+
+
+def test_detector_backbone_neck_round_trip(tmp_path, generator):
+    cfg = model_builders.detector_config('retinanet', TINY, num_classes=3, neck_channels=8)
+    detector = randomize_bn_(model_builders.build_in_scope(cfg, 'mmdet'), generator).eval()
+    fused = ExportAdapter(fuse_repvgg_blocks(detector), 'extract_feat')
+    report = export_and_check('det', fused, (3, 64, 96), str(tmp_path / 'det.onnx'),
+                              exporter='torchscript')
+    assert report.ok, report.describe()
+
+
+def test_training_time_graph_fails_the_single_branch_check(tmp_path, generator):
+    model = _tiny_classifier(generator)
+    example = torch.randn(1, 3, 32, 32, generator=generator)
+    path = str(tmp_path / 'unfused.onnx')
+    export_onnx(ExportAdapter(model, 'tensor'), example, path, exporter='torchscript')
+    fused = ExportAdapter(fuse_repvgg_blocks(model), 'tensor')
+    check = check_single_branch_graph(path, fused, example)
+    assert not check.ok and check.conv_nodes == 2 * NUM_TINY_BLOCKS  # 3x3 + 1x1 per block
+    with pytest.raises(ValueError, match='not|only'):
+        check_single_branch_graph(path, ExportAdapter(model, 'tensor'), example)
+
+
+def test_failed_export_keeps_existing_file(tmp_path, monkeypatch):
+    path = tmp_path / 'keep.onnx'
+    path.write_bytes(b'previous')
+
+    def half_written_export(model, example, out_path, *args):
+        with open(out_path, 'wb') as handle:
+            handle.write(b'partial')
+        raise RuntimeError('exporter crashed')
+
+    monkeypatch.setattr(onnx_export, '_export_torchscript', half_written_export)
+    with pytest.raises(RuntimeError, match='ONNX export failed.*exporter crashed'):
+        onnx_export.export_onnx(torch.nn.Conv2d(3, 4, 3), torch.randn(1, 3, 8, 8), str(path),
+                                exporter='torchscript')
+    assert path.read_bytes() == b'previous'
+    assert [p.name for p in tmp_path.iterdir()] == ['keep.onnx']
