@@ -141,9 +141,9 @@ def prediction_grid(png_paths: list, out_path: str, columns: int = 2, scale: int
         grid[r * height:(r + 1) * height, c * width:(c + 1) * width] = tile[:height, :width]
     image = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
                                          Image.NEAREST)
-    tmp = out_path + '.tmp.png'
-    image.save(tmp)
-    os.replace(tmp, out_path)
+    from repvgg_mm.fileio import atomic_output
+    with atomic_output(out_path) as tmp:
+        image.save(tmp)
 
 
 def train_convert_test(python: str, work_dir: str, data_opts: list) -> dict:

@@ -5,14 +5,14 @@ The codebase comes from the config's ``default_scope``: ``repvgg_mm`` (classific
 """
 import copy
 import logging
-import os
 import os.path as osp
 from importlib import import_module
-from typing import Callable, Optional
+from typing import Optional
 
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from repvgg_mm.fileio import write_json_atomic
 from repvgg_mm.apis.distributed import adapt_to_cpu
 from repvgg_mm.checkpoint import CheckpointError
 from repvgg_mm.datasets.checks import MissingInputError, check_config_inputs, check_data_root
@@ -281,19 +281,3 @@ def jsonable(value):
     if hasattr(value, 'tolist'):
         return value.tolist()
     return value
-
-
-def write_json_atomic(data, path: str) -> None:
-    """Write ``data`` as JSON to ``path`` via a temporary file and ``os.replace``."""
-    import json
-    import tempfile
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -1,10 +1,9 @@
 """Convert a RepVGG checkpoint file of any known layout into ours (tools/convert_checkpoint.py)."""
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
-import torch
+from repvgg_mm.fileio import atomic_torch_save
 
 from .arch_inference import check_fits_arch, infer_arch
 from .layouts import OURS, TARGETS, read_state_dict
@@ -21,21 +20,6 @@ class ConversionSummary:
     target: str
     arch: Optional[str]
     num_tensors: int
-
-
-def save_atomic(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{os.path.basename(path)}.', suffix='.tmp', dir=directory)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def check_output_path(src: str, dst: str, force: bool = False) -> None:
@@ -73,6 +57,6 @@ def convert_checkpoint_file(src: str, dst: str, layout: str = 'auto', target: st
         arch = infer_arch(backbone)
     meta = dict(converted_from=parsed.layout.name, source=os.path.basename(src), target=target,
                 deploy=parsed.is_deploy, arch=arch)
-    save_atomic({'state_dict': state, 'meta': {'repvgg_mm_conversion': meta}}, dst)
+    atomic_torch_save({'state_dict': state, 'meta': {'repvgg_mm_conversion': meta}}, dst)
     return ConversionSummary(parsed.layout.name, parsed.is_deploy, parsed.has_head, target, arch,
                              len(state))

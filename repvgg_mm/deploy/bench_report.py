@@ -92,6 +92,6 @@ def plot_speed_accuracy(rows: Sequence[BenchRow], path: str, title: str = '') ->
     ax.grid(alpha=0.3)
     ax.legend(loc='upper right', fontsize=8)
     fig.tight_layout()
-    with atomic_output(path, suffix='.png') as tmp_path:
+    with atomic_output(path) as tmp_path:
         fig.savefig(tmp_path, dpi=120, format='png')
     plt.close(fig)

@@ -125,7 +125,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
     errors = []
     for name in order:
         try:
-            with atomic_output(path, suffix='.onnx') as tmp_path:
+            with atomic_output(path) as tmp_path:
                 functions[name](model, example, tmp_path, input_name, output_names, opset)
             return name
         except Exception as error:  # noqa: BLE001  (each exporter fails in its own ways)

@@ -18,15 +18,13 @@ tools (``state_dict_ema`` / ``model_ema`` / ``ema`` entries, ``ema_model.module.
 keys of an averaged submodule) hold the average itself.
 """
 import copy
-import os
-import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
-import torch
 from torch import Tensor
 
 from repvgg_mm.checkpoint import CheckpointError, safe_load
+from repvgg_mm.fileio import atomic_torch_save, atomic_write_all  # noqa: F401 (re-exported)
 
 MODULE_PREFIX = 'module.'
 WEIGHT_CHOICES = ('auto', 'ema', 'raw')
@@ -168,35 +166,3 @@ def read_training_checkpoint(path: str, weights: str = 'auto') -> TrainingWeight
         raise CheckpointError(f'{path} was written by the whole-model converter already; '
                               'it is never fused twice')
     return weights_
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_all(writers: Dict[str, Callable[[str], None]]) -> None:
-    """Write several files all-or-nothing: each ``writer(tmp)`` fills a temporary file beside its
-    target; only when all succeeded are they renamed (``os.replace``) onto the targets."""
-    temps = {}
-    try:
-        for path, write in writers.items():
-            directory, name = os.path.split(os.path.abspath(path))
-            stem, ext = os.path.splitext(name)
-            fd, temps[path] = tempfile.mkstemp(prefix=f'.{stem}.', suffix=f'.tmp{ext}', dir=directory)
-            os.close(fd)
-            write(temps[path])
-            os.chmod(temps[path], 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
-        for path, tmp in temps.items():
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        raise
-
-
-def atomic_torch_save(obj, path: str) -> None:
-    """``torch.save`` through a temporary file and ``os.replace``."""
-    atomic_write_all({path: lambda tmp: torch.save(obj, tmp)})
