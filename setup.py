@@ -1,8 +1,14 @@
+import re
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r"__version__ = '([^']+)'",
+                    (Path(__file__).parent / 'repvgg_mm' / 'version.py').read_text()).group(1)
 
 setup(
     name='repvgg_mm',
-    version='0.1.0',
+    version=VERSION,
     description='RepVGG backbones, re-parameterisation and dense-prediction configs for OpenMMLab 2.x',
     packages=find_packages(include=['repvgg_mm', 'repvgg_mm.*']),
     python_requires='>=3.9',

@@ -1,8 +1,15 @@
-"""repvgg_mm: RepVGG backbones, re-parameterisation and dense-prediction configs for OpenMMLab 2.x."""
-from .checkpoint.safe_load import register_safe_globals
+"""repvgg_mm: RepVGG backbones, re-parameterisation and dense-prediction configs for OpenMMLab 2.x.
 
-__version__ = '0.1.0'
+Layers (each imports only the ones listed before it; see README "Architecture"):
+``registry``/``utils`` -> ``checkpoint`` -> ``models``/``datasets``/``evaluation`` ->
+``engine``/``conversion``/``deploy``/``visualization`` -> ``apis``.
+"""
+from .utils.safe_globals import register_safe_globals
+from .version import __version__
 
-# mmengine's Runner loads its own checkpoints with torch.load; under torch>=2.6 that is weights_only
-# loading, which needs mmengine's HistoryBuffer and numpy types allow-listed.
+# mmengine's Runner (and mmseg's/mmdet's stock scripts) load Runner checkpoints with torch.load;
+# under torch>=2.6 that is weights-only loading, which needs mmengine's HistoryBuffer and numpy
+# types allow-listed.
 register_safe_globals()
+
+__all__ = ['__version__']

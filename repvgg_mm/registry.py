@@ -1,7 +1,9 @@
 """Registries of repvgg_mm: children of mmengine's root registries under the scope ``repvgg_mm``.
 
 Configs of other codebases (mmseg, mmdet) reach our modules with
-``custom_imports=dict(imports=['repvgg_mm.models'])`` and ``type='repvgg_mm.RepVGG'``.
+``custom_imports=dict(imports=['repvgg_mm.models'])`` and ``type='repvgg_mm.RepVGG'``. Each
+registry names the package whose modules register into it (its location); mmengine imports that
+package the first time the registry is searched, and :func:`register_all_modules` imports them all.
 """
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
@@ -31,7 +33,7 @@ def _child(name, parent, location):
 
 MODELS = _child('model', MMENGINE_MODELS, 'models')
 MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'models')
-WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'models')
+WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'checkpoint')
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'datasets')
 DATA_SAMPLERS = _child('data sampler', MMENGINE_DATA_SAMPLERS, 'datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'datasets')
@@ -47,3 +49,13 @@ OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
 PARAM_SCHEDULERS = _child('parameter scheduler', MMENGINE_PARAM_SCHEDULERS, 'engine')
 VISUALIZERS = _child('visualizer', MMENGINE_VISUALIZERS, 'visualization')
 VISBACKENDS = _child('vis_backend', MMENGINE_VISBACKENDS, 'visualization')
+
+ALL_REGISTRIES = (MODELS, MODEL_WRAPPERS, WEIGHT_INITIALIZERS, DATASETS, DATA_SAMPLERS, TRANSFORMS,
+                  METRICS, EVALUATOR, HOOKS, LOOPS, RUNNERS, OPTIMIZERS, OPTIM_WRAPPERS,
+                  OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS, VISUALIZERS, VISBACKENDS)
+
+
+def register_all_modules() -> None:
+    """Import every package that registers modules of repvgg_mm (idempotent)."""
+    for registry in ALL_REGISTRIES:
+        registry.import_from_location()

@@ -2,7 +2,7 @@
 
     python tools/demo.py [--work-dir work_dirs/demo] [--data-root data/toy_dense]
 
-1. generates the toy dense dataset (tools/make_toy_dense.py) unless it is there;
+1. generates the toy dense dataset (tools/dataset_converters/make_toy_dense.py) unless it is there;
 2. trains PSPNet + RepVGG-A0 on it (tools/train.py configs/toy/pspnet_repvgg_a0_toy.py);
 3. fuses every RepVGG block (tools/convert_whole_model.py -> deploy config + checkpoint);
 4. tests the training checkpoint and the fused one with mmseg's own tools/test.py, drawing the
@@ -11,8 +11,8 @@
 
 Each step prints the command it runs, so any of them can be repeated by hand.
 """
-import argparse
 import glob
+import json
 import os
 import os.path as osp
 import shlex
@@ -20,17 +20,23 @@ import subprocess
 import sys
 import time
 
+import mmcv
+import torch
+
+from repvgg_mm.apis import init_model
+from repvgg_mm.datasets.toy_dense import make_toy_dense
+from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.timing import time_interleaved
+from repvgg_mm.visualization import prediction_grid
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'toy', 'pspnet_repvgg_a0_toy.py')
 DEFAULT_DATA_ROOT = 'data/toy_dense'
 
 
-class DemoError(RuntimeError):
-    """A step of the demo failed; the message says which and where its log is."""
-
-
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where every output goes')
     parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT,
                         help='toy dataset folder (generated if absent)')
@@ -60,7 +66,7 @@ def run_step(title: str, cmd: list, log_path: str) -> None:
             log.write(line)
         process.wait()
     if process.returncode != 0:
-        raise DemoError(f'step "{title}" failed (exit {process.returncode}); log: {log_path}')
+        raise UserError(f'step "{title}" failed (exit {process.returncode}); log: {log_path}')
     print(f'=== {title}: done in {time.perf_counter() - start:.0f} s', flush=True)
 
 
@@ -73,16 +79,15 @@ def latest_checkpoint(work_dir: str) -> str:
 def single_file(folder: str, pattern: str) -> str:
     found = glob.glob(osp.join(folder, pattern))
     if len(found) != 1:
-        raise DemoError(f'expected one {pattern} in {folder}, found {len(found)}')
+        raise UserError(f'expected one {pattern} in {folder}, found {len(found)}')
     return found[0]
 
 
 def test_metrics(work_dir: str) -> dict:
     """The metrics mmengine's LoggerHook wrote for the newest test run in ``work_dir``."""
-    import json
     runs = sorted(glob.glob(osp.join(work_dir, '*', '*.json')))
     if not runs:
-        raise DemoError(f'no test metrics (*/*.json) in {work_dir}')
+        raise UserError(f'no test metrics (*/*.json) in {work_dir}')
     with open(runs[-1]) as f:
         return json.loads(f.read().strip().splitlines()[-1])
 
@@ -92,19 +97,8 @@ def mmseg_test_script() -> str:
     return osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'test.py')
 
 
-def load_model(config: str, checkpoint: str):
-    """The config's model in eval mode with the checkpoint's weights, loaded strictly."""
-    from repvgg_mm.checkpoint import extract_state_dict, load_state_dict_strict, safe_load
-    from repvgg_mm.deploy.model_builders import build_from_config
-    model = build_from_config(config)
-    load_state_dict_strict(model, extract_state_dict(safe_load(checkpoint)), source=checkpoint)
-    return model.eval()
-
-
 def validation_batch(model, data_root: str, count: int):
     """``count`` validation images, normalised by the model's own data preprocessor."""
-    import mmcv
-    import torch
     paths = sorted(glob.glob(osp.join(data_root, 'img_dir', 'val', '*.png')))[:count]
     images = [torch.from_numpy(mmcv.imread(p)).permute(2, 0, 1).contiguous() for p in paths]
     return model.data_preprocessor(dict(inputs=images), False)['inputs']
@@ -112,9 +106,6 @@ def validation_batch(model, data_root: str, count: int):
 
 def compare_speed(models: dict, inputs, repeats: int) -> dict:
     """Images per second (median of ``repeats`` interleaved rounds) and outputs of each model."""
-    import torch
-    from repvgg_mm.deploy.timing import time_interleaved
-
     def forward(model):
         def run():
             with torch.inference_mode():
@@ -126,24 +117,6 @@ def compare_speed(models: dict, inputs, repeats: int) -> dict:
     return {name: dict(img_per_s=inputs.shape[0] / timings[name].median,
                        spread=timings[name].spread, output=workloads[name]())
             for name in models}
-
-
-def prediction_grid(png_paths: list, out_path: str, columns: int = 2, scale: int = 2) -> None:
-    """Tile the first drawings of mmseg's visualizer into one PNG (written atomically)."""
-    import numpy as np
-    from PIL import Image
-    tiles = [np.asarray(Image.open(p).convert('RGB')) for p in png_paths]
-    height, width = tiles[0].shape[:2]
-    rows = -(-len(tiles) // columns)
-    grid = np.full((rows * height, columns * width, 3), 255, np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, columns)
-        grid[r * height:(r + 1) * height, c * width:(c + 1) * width] = tile[:height, :width]
-    image = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale),
-                                         Image.NEAREST)
-    from repvgg_mm.fileio import atomic_output
-    with atomic_output(out_path) as tmp:
-        image.save(tmp)
 
 
 def train_convert_test(python: str, work_dir: str, data_opts: list) -> dict:
@@ -176,7 +149,6 @@ def train_convert_test(python: str, work_dir: str, data_opts: list) -> dict:
 
 def report(metrics: dict, models: dict, speed: dict, inputs, repeats: int) -> None:
     """mIoU, speed and size of both models side by side."""
-    import torch
     reference = speed['training-time']['output']
     difference = (speed['fused']['output'] - reference).abs().max().item()
     params = {name: sum(p.numel() for p in m.parameters()) / 1e6 for name, m in models.items()}
@@ -195,7 +167,6 @@ def report(metrics: dict, models: dict, speed: dict, inputs, repeats: int) -> No
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from repvgg_mm.datasets.toy_dense import make_toy_dense
     work_dir = osp.abspath(args.work_dir)
     start = time.perf_counter()
 
@@ -206,7 +177,7 @@ def main(argv=None) -> int:
     runs = train_convert_test(sys.executable, work_dir, data_options(args.data_root))
 
     print('\n=== 5/5 speed of both models on the same validation batch', flush=True)
-    models = {name: load_model(*paths) for name, paths in runs['models'].items()}
+    models = {name: init_model(*paths) for name, paths in runs['models'].items()}
     inputs = validation_batch(models['fused'], osp.abspath(args.data_root), args.speed_batch)
     speed = compare_speed(models, inputs, args.speed_repeats)
     report(runs['metrics'], models, speed, inputs, args.speed_repeats)
@@ -214,7 +185,7 @@ def main(argv=None) -> int:
     predictions = osp.join(work_dir, 'predictions')
     pngs = sorted(glob.glob(osp.join(predictions, '**', '*.png'), recursive=True))
     if not pngs:
-        raise DemoError(f'mmseg drew no prediction images into {predictions}')
+        raise UserError(f'mmseg drew no prediction images into {predictions}')
     grid = osp.join(work_dir, 'predictions.png')
     prediction_grid(pngs[:8], grid)
     print(f'{len(pngs)} drawings (ground truth | prediction, mmseg SegLocalVisualizer) in '
@@ -224,15 +195,9 @@ def main(argv=None) -> int:
     print(f'demo finished in {time.perf_counter() - start:.0f} s')
     miou = [runs['metrics'][name]['mIoU'] for name in ('training-time', 'fused')]
     if abs(miou[0] - miou[1]) > 0.01:
-        print(f'error: the fused model scores {miou[1]} mIoU, the training-time model {miou[0]}',
-              file=sys.stderr)
-        return 1
+        raise UserError(f'the fused model scores {miou[1]} mIoU, the training-time model {miou[0]}')
     return 0
 
 
 if __name__ == '__main__':
-    try:
-        sys.exit(main())
-    except DemoError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        sys.exit(1)
+    sys.exit(run_tool(main))

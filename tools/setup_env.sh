@@ -32,7 +32,7 @@ mmcv_pin="$(pin mmcv)"; mmcv_version="${mmcv_pin#mmcv==}"
 WHEELS="$CACHE/wheels/torch-${torch_version}-${py_tag}"
 mmcv_wheel="$(ls "$WHEELS"/mmcv-"$mmcv_version"-*.whl 2>/dev/null | head -n1 || true)"
 if [[ -z "$mmcv_wheel" ]]; then
-  log "building mmcv $mmcv_version with CPU ops against torch $torch_version (about 13 min on 2 cores)"
+  log "building mmcv $mmcv_version with CPU ops against torch $torch_version (15-35 min on 2 cores)"
   work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
   "$VPY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
     -d "$work" "$mmcv_pin"
@@ -43,7 +43,25 @@ if [[ -z "$mmcv_wheel" ]]; then
   grep -q -- '-std=c++20' "$src/setup.py" || { log "could not patch mmcv's C++ standard"; exit 1; }
   mkdir -p "$WHEELS"
   (cd "$src" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="$(nproc)" \
-     "$VPY" -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps -w "$work/dist" . )
+     "$VPY" -m pip wheel --disable-pip-version-check --no-build-isolation --no-deps -w "$work/dist" . \
+     > "$work/build.log" 2>&1) &
+  build_pid=$!
+  # the CPU build compiles csrc/pytorch/*.cpp and csrc/pytorch/cpu/*.cpp
+  sources="$(ls "$src"/mmcv/ops/csrc/pytorch/*.cpp "$src"/mmcv/ops/csrc/pytorch/cpu/*.cpp | wc -l)"
+  start=$SECONDS
+  # A progress line every minute, so the long compile does not look hung.
+  while kill -0 "$build_pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$build_pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$build_pid" 2>/dev/null || break
+    done_objects="$(find "$src/build" -name '*.o' 2>/dev/null | wc -l)"
+    log "building mmcv: $done_objects/$sources C++ files compiled, $(( (SECONDS - start) / 60 )) min so far"
+  done
+  if ! wait "$build_pid"; then
+    tail -n 40 "$work/build.log" >&2
+    log "the mmcv build failed (log above)"
+    exit 1
+  fi
+  log "mmcv built in $(( (SECONDS - start) / 60 )) min"
   built="$(ls "$work"/dist/mmcv-*.whl | head -n1)"
   # Atomic publish into the cache so an interrupted build never leaves a half wheel behind.
   cp "$built" "$WHEELS/.tmp-$(basename "$built")"
@@ -56,7 +74,8 @@ fi
 log "installing mmcv, mmengine, mmseg, mmdet and test tools"
 "${PIP[@]}" -c "$CONSTRAINTS" "$mmcv_wheel" "$(pin mmengine)" "$(pin mmsegmentation)" "$(pin mmdet)" \
   "$(pin opencv-python)" "$(pin ftfy)" "$(pin regex)" "$(pin pytest)" "$(pin matplotlib)" \
-  "$(pin onnx)" "$(pin onnxruntime)" "$(pin onnxscript)" "$(pin timm)" "$(pin pytest-xdist)"
+  "$(pin onnx)" "$(pin onnxruntime)" "$(pin onnxscript)" "$(pin timm)" "$(pin pytest-xdist)" \
+  "$(pin ruff)"
 "${PIP[@]}" -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT"
 
 "$VPY" - <<'PY'

@@ -8,17 +8,17 @@ The checkpoint must fit the model exactly (a clear key list otherwise). ``--fuse
 RepVGG block after loading, so a training-time checkpoint is tested as the deployed plain model;
 a deploy config (``*_deploy.py``) tests an already fused checkpoint.
 """
-import argparse
 import os
 import sys
 
 from mmengine.config import DictAction
 
-from repvgg_mm.apis import USER_ERRORS, error_line, test
+from repvgg_mm.engine import test
+from repvgg_mm.utils.cli import run_tool, tool_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser = tool_parser('Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and evaluation results')
@@ -44,8 +44,8 @@ def parse_args(argv=None):
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
          out_item=args.out_item, show=args.show, show_dir=args.show_dir,
          wait_time=args.wait_time, cfg_options=args.cfg_options, launcher=args.launcher,
@@ -53,8 +53,4 @@ def main():
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except USER_ERRORS as exc:  # a usage mistake: one line, no traceback
-        print(error_line(exc), file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_tool(main))

@@ -7,17 +7,17 @@ The codebase follows the config's ``default_scope``; mmseg/mmdet configs train a
 codebases' own tools/train.py. Distributed: ``torchrun --nproc_per_node=8 tools/train.py CONFIG
 --launcher pytorch``.
 """
-import argparse
 import os
 import sys
 
 from mmengine.config import DictAction
 
-from repvgg_mm.apis import USER_ERRORS, error_line, train
+from repvgg_mm.engine import train
+from repvgg_mm.utils.cli import run_tool, tool_parser
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a classifier, segmentor or detector')
+    parser = tool_parser('Train a classifier, segmentor or detector')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -39,15 +39,11 @@ def parse_args(argv=None):
     return args
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
           auto_scale_lr=args.auto_scale_lr, cfg_options=args.cfg_options, launcher=args.launcher)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except USER_ERRORS as exc:  # a usage mistake: one line, no traceback
-        print(error_line(exc), file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run_tool(main))

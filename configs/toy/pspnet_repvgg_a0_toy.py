@@ -1,5 +1,5 @@
 # PSPNet + RepVGG-A0 (output stride 8) trained from scratch on the embedded toy dataset
-# (python tools/make_toy_dense.py) in a few minutes on 2 CPU cores:
+# (python tools/dataset_converters/make_toy_dense.py) in a few minutes on 2 CPU cores:
 #   python tools/train.py configs/toy/pspnet_repvgg_a0_toy.py
 _base_ = [
     '../_base_/models/pspnet_repvgg.py', '../_base_/datasets/toy_dense_seg.py',

@@ -1,4 +1,4 @@
-# RepVGG-A0 on the toy classification data (tools/make_toy_classification.py data/toy_cls):
+# RepVGG-A0 on the toy classification data (tools/dataset_converters/make_toy_classification.py data/toy_cls):
 # 5 classes of synthetic 64x64 shapes/stripes, trained at 48x48 in a few minutes on 2 CPU cores.
 _base_ = [
     '../_base_/models/repvgg_cls.py', '../_base_/datasets/imagenet.py',

@@ -1,5 +1,5 @@
 # RetinaNet + RepVGG-A0 + FPN trained from scratch on the embedded toy dataset
-# (python tools/make_toy_dense.py) in a few minutes on 2 CPU cores, on a 12-epoch "1x" schedule:
+# (python tools/dataset_converters/make_toy_dense.py) in a few minutes on 2 CPU cores, on a 12-epoch "1x" schedule:
 #   python tools/train.py configs/toy/retinanet_repvgg_a0_toy.py
 # From scratch nothing is frozen and BN statistics are learned (frozen_stages=-1, norm_eval=False);
 # with a pretrained backbone use the COCO configs' frozen_stages=1, norm_eval=True. From scratch,

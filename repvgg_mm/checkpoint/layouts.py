@@ -13,7 +13,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from torch import Tensor
 
-from .safe_load import CheckpointError
+from repvgg_mm.utils.errors import CheckpointError
 
 OURS = 'repvgg_mm'
 BACKBONE_PREFIX = 'backbone.'
@@ -40,6 +40,8 @@ _BLOCK_PARTS = (
     ('se.up.conv', 'se.up', 'attn.fc2', 'se_layer.conv2.conv'),
 )
 FUSED_PART = 'branch_fused'
+# Module names of a fused RepVGG conv in every layout (ours, original, timm, mmpretrain).
+FUSED_MODULE_NAMES = next(row for row in _BLOCK_PARTS if row[0] == FUSED_PART)
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,22 @@ class ParsedState:
         return state
 
 
-def strip_ddp_prefix(state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-    """Drop the ``module.`` that DistributedDataParallel puts before every key."""
-    return {k[len(DDP_PREFIX):] if k.startswith(DDP_PREFIX) else k: v for k, v in state.items()}
+def strip_ddp_prefix(state: Mapping[str, Tensor]) -> Tuple[Dict[str, Tensor], bool]:
+    """Drop the ``module.`` that DistributedDataParallel puts before keys; also say whether any
+    key had it."""
+    had = any(k.startswith(DDP_PREFIX) for k in state)
+    return {k[len(DDP_PREFIX):] if k.startswith(DDP_PREFIX) else k: v
+            for k, v in state.items()}, had
+
+
+def add_ddp_prefix(state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """Keys for loading into a DDP-wrapped model."""
+    return {DDP_PREFIX + k: v for k, v in state.items()}
+
+
+def find_fused_keys(state: Mapping[str, Tensor]) -> List[str]:
+    """Keys of already fused (deploy-time) RepVGG convs, in any known layout."""
+    return [k for k in state if any(f'.{name}.' in f'.{k}' for name in FUSED_MODULE_NAMES)]
 
 
 def parse_state_dict(state: Mapping[str, Tensor], layout: Layout) -> ParsedState:
@@ -198,7 +213,7 @@ def read_state_dict(state: Mapping[str, Tensor], layout: str = 'auto') -> Parsed
     Detection picks the layout that recognises every key (ours first on ties). Raises
     :class:`CheckpointError` listing the keys that the (closest) layout does not recognise.
     """
-    state = strip_ddp_prefix(state)
+    state, _ = strip_ddp_prefix(state)
     if not state:
         raise CheckpointError('the checkpoint holds no tensors')
     if layout != 'auto':

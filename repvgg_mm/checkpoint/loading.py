@@ -1,68 +1,28 @@
-"""Strict loading of backbone weights (``init_cfg=dict(type='Pretrained', ...)``)."""
-import os
+"""Strict loading of weights into modules, and RepVGG's ``init_cfg=dict(type='Pretrained')``."""
 from typing import Dict, Optional, Tuple
 
+from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-from .layouts import OURS, ParsedState, read_state_dict, strip_ddp_prefix
-from .safe_load import CheckpointError, safe_load
+from repvgg_mm.registry import WEIGHT_INITIALIZERS
+from repvgg_mm.utils.errors import CheckpointError
 
-
-def extract_state_dict(checkpoint) -> Dict[str, Tensor]:
-    """The weights of a checkpoint: flat, or nested under ``state_dict`` / ``model``."""
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f'expected a dict of weights, found {type(checkpoint).__name__}')
-    for key in ('state_dict', 'model'):
-        if key in checkpoint and isinstance(checkpoint[key], dict):
-            return extract_state_dict(checkpoint[key])
-    state = {k: v for k, v in checkpoint.items() if isinstance(v, Tensor)}
-    if not state:
-        raise CheckpointError('the checkpoint holds no tensors')
-    return state
-
-
-def strip_prefix(state: Dict[str, Tensor], prefix: Optional[str]) -> Dict[str, Tensor]:
-    """Drop DDP's ``module.`` and keep only keys under ``prefix`` (e.g. ``backbone.``), removing it."""
-    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    if prefix:
-        prefix = prefix if prefix.endswith('.') else prefix + '.'
-        selected = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if not selected:
-            raise CheckpointError(f'no key of the checkpoint starts with {prefix!r}')
-        state = selected
-    return state
+from .layouts import OURS, ParsedState, format_keys, read_state_dict
+from .reader import read_weights
 
 
 def load_state_dict_strict(module: nn.Module, state: Dict[str, Tensor], source: str = '') -> None:
     """``load_state_dict(strict=True)`` with a readable list of missing/unexpected/mismatched keys."""
     own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or mismatched:
-        def show(keys):
-            return ', '.join(keys[:8]) + (f' ... (+{len(keys) - 8})' if len(keys) > 8 else '')
-        parts = [f'{len(missing)} missing: {show(missing)}' if missing else '',
-                 f'{len(unexpected)} unexpected: {show(unexpected)}' if unexpected else '',
-                 f'{len(mismatched)} with another shape: {show(mismatched)}' if mismatched else '']
+    missing = set(own) - set(state)
+    unexpected = set(state) - set(own)
+    mismatched = {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
+    problems = [f'{len(keys)} {what}: {format_keys(keys)}' for what, keys in (
+        ('missing', missing), ('unexpected', unexpected), ('with another shape', mismatched)) if keys]
+    if problems:
         raise CheckpointError(f'weights {source} do not fit {type(module).__name__}; '
-                              + '; '.join(p for p in parts if p))
+                              + '; '.join(problems))
     module.load_state_dict(state, strict=True)
-
-
-def read_checkpoint(path: str) -> Dict[str, Tensor]:
-    """The weights of a checkpoint file: ``.safetensors`` (timm's hub files), or a torch file read
-    with :func:`safe_load` (flat or nested under ``state_dict`` / ``model``)."""
-    if os.fspath(path).endswith('.safetensors'):
-        if not os.path.isfile(path):
-            raise CheckpointError(f'checkpoint not found: {path}')
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-        try:
-            return load_file(path)
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f'cannot read {path} as safetensors: {exc}') from exc
-    return extract_state_dict(safe_load(path))
 
 
 def select_prefixed(state: Dict[str, Tensor], prefix: Optional[str]
@@ -109,8 +69,7 @@ def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
     :class:`CheckpointError`; BN ``num_batches_tracked`` counters a file lacks are taken from the
     module, as ``torch.nn.BatchNorm`` itself does for such files.
     """
-    state = strip_ddp_prefix(read_checkpoint(path))
-    state, used_prefix = select_prefixed(state, prefix)
+    state, used_prefix = select_prefixed(read_weights(path).state, prefix)
     if set(state) == set(module.state_dict()):
         converted, description = dict(state), 'keys as is'
     else:
@@ -133,3 +92,22 @@ def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
                        else f'; no key starts with {prefix!r}, read whole')
         logger.info(f'loaded {len(converted) - filled} tensors into {type(module).__name__} from '
                     f'{path} ({description}{prefix_note}{counters})')
+
+
+@WEIGHT_INITIALIZERS.register_module(name='Pretrained')
+class RepVGGPretrainedInit:
+    """``init_cfg=dict(type='Pretrained', checkpoint=PATH, prefix=None)`` for RepVGG modules.
+
+    Unlike mmengine's ``PretrainedInit`` (non-strict, pickle-based), it reads any known RepVGG
+    layout through the safe reader and loads strictly (:func:`load_pretrained`).
+    """
+
+    def __init__(self, checkpoint: str, prefix: Optional[str] = None, map_location='cpu'):
+        self.checkpoint, self.prefix = checkpoint, prefix
+
+    def __call__(self, module: nn.Module) -> None:
+        load_pretrained(module, self.checkpoint, prefix=self.prefix,
+                        logger=MMLogger.get_current_instance())
+
+    def _get_init_info(self) -> str:
+        return f'{type(self).__name__}: load from {self.checkpoint}'

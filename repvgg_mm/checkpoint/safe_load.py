@@ -1,58 +1,11 @@
 """Safe (``weights_only``) checkpoint loading with the globals mmengine's Runner files need."""
 import os
-import pickle
 from typing import Any
 
-import numpy as np
 import torch
 
-_REGISTERED = False
-
-
-def _numpy_globals():
-    try:  # numpy >= 2; numpy 1.26 ships an alias package that must be imported explicitly
-        from numpy._core import multiarray
-    except ImportError:
-        from numpy.core import multiarray
-    globals_ = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
-    for name in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8',
-                 'bool_'):
-        globals_.append(type(np.dtype(getattr(np, name))))
-    return globals_
-
-
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """Stand-in for ``builtins.getattr`` while unpickling: only HistoryBuffer's statistics methods.
-
-    mmengine pickles ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'mean')`` etc.;
-    a general ``getattr`` would let a malicious file reach arbitrary methods, so nothing else passes.
-    """
-    from mmengine.logging import HistoryBuffer
-    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
-    if obj is HistoryBuffer and name in allowed:
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, '
-                                 f'{name!r}) in a checkpoint')
-
-
-def register_safe_globals() -> None:
-    """Allow-list what mmengine's Runner checkpoints hold beyond tensors (idempotent).
-
-    torch>=2.6 loads with ``weights_only=True`` by default; mmengine 0.10.7 files carry its
-    ``HistoryBuffer`` (with its statistics methods) and numpy arrays/scalars in
-    ``meta['message_hub']``.
-    """
-    global _REGISTERED
-    if _REGISTERED or not hasattr(torch.serialization, 'add_safe_globals'):
-        return
-    from mmengine.logging import HistoryBuffer
-    torch.serialization.add_safe_globals(
-        [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'), *_numpy_globals()])
-    _REGISTERED = True
-
-
-class CheckpointError(RuntimeError):
-    """A file that cannot be used as a checkpoint (missing, unreadable, wrong content)."""
+from repvgg_mm.utils.errors import CheckpointError
+from repvgg_mm.utils.safe_globals import register_safe_globals
 
 
 def safe_load(path: str, map_location: Any = 'cpu') -> Any:

@@ -9,11 +9,9 @@ initialisation; these checks run on the config before anything is built::
 import os
 from typing import Iterator, List, Sequence, Tuple
 
+from repvgg_mm.utils.errors import MissingInputError
+
 PHASES = ('train', 'val', 'test')
-
-
-class MissingInputError(FileNotFoundError):
-    """A file or folder a config needs does not exist (message: one line, with the fix)."""
 
 
 def _is_remote(path: str) -> bool:

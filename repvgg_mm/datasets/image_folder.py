@@ -10,12 +10,14 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
 from repvgg_mm.registry import DATASETS
+from repvgg_mm.utils.errors import MissingInputError
+
 from .transforms import build_transforms
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.webp', '.tif', '.tiff')
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(MissingInputError):
     """The configured folder holds no class-folder images (message: one line, with the fix)."""
 
 

@@ -7,28 +7,22 @@ its own hue, generated deterministically from a seed::
     OUT_DIR/val/<class>/00000.png ...
     OUT_DIR/toy_cls.json          manifest (generation parameters and counts)
 """
-import colorsys
-import json
 import math
 import os
-import shutil
-import tempfile
 from typing import Callable, Dict, Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from repvgg_mm.utils.errors import UserError
+
+from .toy_common import hsv_to_rgb8, publish_dataset, regular_polygon
 
 TOY_CLASSES = ('circle', 'square', 'triangle', 'cross', 'stripes')
 SPLITS = ('train', 'val')
 MANIFEST = 'toy_cls.json'
 FORMAT_VERSION = 2
 _SUPERSAMPLE = 2
-
-
-def _polygon(centre, radius, angle, corners):
-    cx, cy = centre
-    return [(cx + radius * math.cos(angle + 2 * math.pi * i / corners),
-             cy + radius * math.sin(angle + 2 * math.pi * i / corners)) for i in range(corners)]
 
 
 def _cross(centre, radius, angle, width):
@@ -50,9 +44,8 @@ def _background(rng, size):
 
 def _class_colour(rng, class_id):
     """A saturated colour near the class's own hue; neighbouring classes overlap (a partial cue)."""
-    hue = (class_id / len(TOY_CLASSES) + rng.uniform(-0.12, 0.12)) % 1.0
-    rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
-    return tuple(int(round(255 * c)) for c in rgb)
+    hue = class_id / len(TOY_CLASSES) + rng.uniform(-0.12, 0.12)
+    return hsv_to_rgb8(hue, rng.uniform(0.6, 1.0), rng.uniform(0.55, 1.0))
 
 
 def render_toy_image(class_name: str, rng: np.random.Generator, size: int = 64) -> Image.Image:
@@ -70,9 +63,9 @@ def render_toy_image(class_name: str, rng: np.random.Generator, size: int = 64) 
         draw.ellipse([centre[0] - radius, centre[1] - radius, centre[0] + radius,
                       centre[1] + radius], fill=fill)
     elif class_name == 'square':
-        draw.polygon(_polygon(centre, radius * 1.2, angle, 4), fill=fill)
+        draw.polygon(regular_polygon(*centre, radius * 1.2, angle, 4), fill=fill)
     elif class_name == 'triangle':
-        draw.polygon(_polygon(centre, radius * 1.3, angle, 3), fill=fill)
+        draw.polygon(regular_polygon(*centre, radius * 1.3, angle, 3), fill=fill)
     elif class_name == 'cross':
         draw.polygon(_cross(centre, radius * 1.2, angle, radius * 0.7), fill=fill)
     else:  # stripes
@@ -91,14 +84,6 @@ def _manifest(num_train: int, num_val: int, size: int, seed: int) -> dict:
                 images_per_class=dict(train=num_train, val=num_val))
 
 
-def _read_manifest(out_dir: str) -> Optional[dict]:
-    try:
-        with open(os.path.join(out_dir, MANIFEST)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
 def make_toy_classification(out_dir: str, num_train: int = 200, num_val: int = 40, size: int = 64,
                             seed: int = 0, progress: Optional[Callable[[int], Callable]] = None
                             ) -> Dict[str, object]:
@@ -110,25 +95,15 @@ def make_toy_classification(out_dir: str, num_train: int = 200, num_val: int = 4
     Returns the manifest plus ``created`` (False when the data was already there).
     """
     if min(num_train, num_val) < 1 or size < 8:
-        raise ValueError('need at least 1 image per class and split, and size >= 8')
+        raise UserError('need at least 1 image per class and split, and size >= 8')
     manifest = _manifest(num_train, num_val, size, seed)
-    out_dir = os.path.abspath(out_dir)
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        if _read_manifest(out_dir) == manifest:
-            return dict(manifest, created=False)
-        raise FileExistsError(f'{out_dir} exists and is not a toy dataset made with these '
-                              'settings; remove it or choose another folder')
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise FileExistsError(f'{out_dir} exists and is not a folder')
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
     counts = dict(train=num_train, val=num_val)
     step = progress(len(TOY_CLASSES) * (num_train + num_val)) if progress else None
-    tmp_dir = tempfile.mkdtemp(prefix=f'.{os.path.basename(out_dir)}.tmp-', dir=parent)
-    try:
+
+    def fill(staging: str) -> None:
         for split_id, split in enumerate(SPLITS):
             for class_id, name in enumerate(TOY_CLASSES):
-                class_dir = os.path.join(tmp_dir, split, name)
+                class_dir = os.path.join(staging, split, name)
                 os.makedirs(class_dir)
                 for index in range(counts[split]):
                     rng = np.random.default_rng([seed, split_id, class_id, index])
@@ -136,25 +111,5 @@ def make_toy_classification(out_dir: str, num_train: int = 200, num_val: int = 4
                         os.path.join(class_dir, f'{index:05d}.png'))
                     if step:
                         step()
-        with open(os.path.join(tmp_dir, MANIFEST), 'w') as f:
-            json.dump(manifest, f, indent=2)
-        _publish(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    if os.path.isdir(tmp_dir):  # another process published the same data first
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        return dict(manifest, created=False)
-    return dict(manifest, created=True)
 
-
-def _publish(tmp_dir: str, out_dir: str) -> None:
-    """Rename ``tmp_dir`` to ``out_dir`` (absent or empty); keep ``tmp_dir`` if another process
-    published identical data meanwhile."""
-    try:
-        if os.path.isdir(out_dir) and not os.listdir(out_dir):
-            os.rmdir(out_dir)
-        os.replace(tmp_dir, out_dir)
-    except OSError:
-        if _read_manifest(out_dir) != _read_manifest(tmp_dir):
-            raise FileExistsError(f'{out_dir} appeared while generating it, with other content')
+    return dict(manifest, created=publish_dataset(out_dir, MANIFEST, manifest, fill))

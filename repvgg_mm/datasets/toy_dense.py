@@ -13,12 +13,15 @@ mmseg reads it with ``BaseSegDataset`` (img_dir/ann_dir), mmdet with ``CocoDatas
 import json
 import math
 import os
-import shutil
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from repvgg_mm.utils.errors import UserError
+
+from .toy_common import hsv_to_rgb8, publish_dataset, regular_polygon
+from .toy_common import read_manifest as _read_manifest
 
 SEG_CLASSES = ('background', 'circle', 'square', 'triangle')
 SEG_PALETTE = ((0, 0, 0), (220, 20, 60), (0, 170, 0), (30, 80, 230))
@@ -30,21 +33,6 @@ FORMAT_VERSION = 1
 # Hue centre (degrees) of each shape class; objects jitter around it, backgrounds stay desaturated.
 _CLASS_HUES = {1: 0.0, 2: 120.0, 3: 240.0}
 _HUE_JITTER = 25.0
-
-
-class ToyDataExistsError(FileExistsError):
-    """OUT_DIR exists and does not hold a toy dataset made with the same parameters."""
-
-
-def _hsv_to_rgb(hue: float, sat: float, val: float) -> Tuple[int, int, int]:
-    hue = (hue % 360.0) / 60.0
-    chroma = val * sat
-    x = chroma * (1 - abs(hue % 2 - 1))
-    sector = int(hue) % 6
-    r, g, b = [(chroma, x, 0), (x, chroma, 0), (0, chroma, x), (0, x, chroma), (x, 0, chroma),
-               (chroma, 0, x)][sector]
-    m = val - chroma
-    return tuple(int(round(255 * (c + m))) for c in (r, g, b))
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -64,9 +52,7 @@ def _shape_polygon(label: int, cx: float, cy: float, radius: float, angle: float
     """Vertices of a square (4) or triangle (3) with circumradius ``radius``; None for a circle."""
     if label == 1:
         return None
-    corners = 4 if label == 2 else 3
-    return [(cx + radius * math.cos(angle + 2 * math.pi * k / corners),
-             cy + radius * math.sin(angle + 2 * math.pi * k / corners)) for k in range(corners)]
+    return regular_polygon(cx, cy, radius, angle, 4 if label == 2 else 3)
 
 
 def _draw(draw: ImageDraw.ImageDraw, label: int, cx, cy, radius, angle, fill) -> None:
@@ -83,7 +69,7 @@ def _shape_mask(size: int, label: int, cx, cy, radius, angle) -> np.ndarray:
     return np.asarray(canvas, dtype=bool)
 
 
-def make_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4,
+def render_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4,
                 max_tries: int = 50) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
     """One image (uint8 HxWx3), its label map (uint8 HxW) and its objects.
 
@@ -116,7 +102,7 @@ def make_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4,
     draw, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label_map)
     for obj in objects:
         hue = _CLASS_HUES[obj['label']] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)
-        colour = _hsv_to_rgb(hue, rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0))
+        colour = hsv_to_rgb8(hue / 360.0, rng.uniform(0.55, 1.0), rng.uniform(0.6, 1.0))
         geometry = obj.pop('geometry')
         _draw(draw, obj['label'], *geometry, fill=colour)
         _draw(draw_label, obj['label'], *geometry, fill=obj['label'])
@@ -136,7 +122,7 @@ def _write_split(root: str, split: str, count: int, rng: np.random.Generator, si
     os.makedirs(ann_dir)
     images, annotations = [], []
     for index in range(count):
-        image, label_map, objects = make_sample(rng, size)
+        image, label_map, objects = render_sample(rng, size)
         file_name = f'{index:05d}.png'
         Image.fromarray(image).save(os.path.join(img_dir, file_name))
         Image.fromarray(label_map).save(os.path.join(ann_dir, file_name))
@@ -159,17 +145,9 @@ def _manifest(num_train: int, num_val: int, size: int, seed: int) -> dict:
                 seed=seed, seg_classes=list(SEG_CLASSES), det_classes=list(DET_CLASSES))
 
 
-def _is_empty_dir(path: str) -> bool:
-    return os.path.isdir(path) and not os.listdir(path)
-
-
 def read_manifest(out_dir: str) -> Optional[dict]:
     """The manifest of a toy dataset in ``out_dir`` (None if there is none)."""
-    path = os.path.join(out_dir, MANIFEST)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return _read_manifest(out_dir, MANIFEST)
 
 
 def make_toy_dense(out_dir: str, num_train: int = 200, num_val: int = 40, size: int = 96,
@@ -183,37 +161,23 @@ def make_toy_dense(out_dir: str, num_train: int = 200, num_val: int = 40, size: 
     half written.
     """
     if num_train < 1 or num_val < 1:
-        raise ValueError(f'need at least one image per split, got {num_train} train / '
+        raise UserError(f'need at least one image per split, got {num_train} train / '
                          f'{num_val} val')
     if size < 32:
-        raise ValueError(f'images must be at least 32 pixels wide, got {size}')
-    out_dir = os.path.abspath(out_dir)
+        raise UserError(f'images must be at least 32 pixels wide, got {size}')
     manifest = _manifest(num_train, num_val, size, seed)
-    if os.path.exists(out_dir) and not _is_empty_dir(out_dir):
-        if read_manifest(out_dir) == manifest:
-            return dict(manifest, created=False)
-        if not overwrite:
-            raise ToyDataExistsError(f'{out_dir} exists and is not a toy dataset with these '
-                                     'parameters; choose another folder or overwrite it '
-                                     '(--overwrite)')
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.toy_dense-', dir=parent)
-    try:
+    stats = {}
+
+    def fill(staging: str) -> None:
         os.makedirs(os.path.join(staging, 'annotations'))
         bar = None
         if progress:
             from mmengine.utils import ProgressBar
             bar = ProgressBar(num_train + num_val)
         rng = np.random.default_rng(seed)
-        stats = {split: _write_split(staging, split, count, rng, size, bar)
-                 for split, count in zip(SPLITS, (num_train, num_val))}
-        with open(os.path.join(staging, MANIFEST), 'w') as f:
-            json.dump(manifest, f, indent=1)
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        stats.update({split: _write_split(staging, split, count, rng, size, bar)
+                      for split, count in zip(SPLITS, (num_train, num_val))})
+
+    if not publish_dataset(out_dir, MANIFEST, manifest, fill, overwrite):
+        return dict(manifest, created=False)
     return dict(manifest, created=True, objects={s: v['objects'] for s, v in stats.items()})

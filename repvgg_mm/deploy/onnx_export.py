@@ -18,8 +18,9 @@ import torch
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-from repvgg_mm.reparam import iter_repvgg_blocks
-from .outputs import atomic_output
+from repvgg_mm.models.utils import iter_repvgg_blocks
+from repvgg_mm.utils.compare import flatten_tensors, tensor_difference
+from repvgg_mm.utils.fileio import atomic_output
 
 EXPORTERS = ('auto', 'torchscript', 'dynamo')
 DEFAULT_OPSET = 17
@@ -52,15 +53,9 @@ class ExportAdapter(nn.Module):
         return self.model(x)
 
 
-def _flatten_outputs(outputs) -> List[Tensor]:
-    if isinstance(outputs, Tensor):
-        return [outputs]
-    return [tensor for item in outputs for tensor in _flatten_outputs(item)]
-
-
 def output_names_of(model: nn.Module, example: Tensor) -> List[str]:
     with torch.no_grad():
-        count = len(_flatten_outputs(model(example)))
+        count = len(flatten_tensors(model(example)))
     return ['output'] if count == 1 else [f'output{i}' for i in range(count)]
 
 
@@ -145,7 +140,7 @@ def run_onnxruntime(path: str, inputs: Tensor) -> List[np.ndarray]:
 def compare_with_onnxruntime(path: str, model: nn.Module, inputs: Tensor) -> Tuple[float, float]:
     """``(max |onnxruntime - PyTorch|, max |PyTorch|)`` over all outputs for ``inputs``."""
     model.eval()
-    expected = _flatten_outputs(model(inputs))
+    expected = flatten_tensors(model(inputs))
     actual = run_onnxruntime(path, inputs)
     if len(expected) != len(actual):
         raise ValueError(f'ONNX graph returns {len(actual)} outputs, PyTorch {len(expected)}')
@@ -153,7 +148,7 @@ def compare_with_onnxruntime(path: str, model: nn.Module, inputs: Tensor) -> Tup
     for ref, out in zip(expected, actual):
         if tuple(ref.shape) != tuple(out.shape):
             raise ValueError(f'output shape {tuple(out.shape)} != PyTorch {tuple(ref.shape)}')
-        diff = max(diff, float(np.abs(ref.numpy() - out).max()))
+        diff = max(diff, tensor_difference(ref, torch.from_numpy(np.asarray(out))).max_abs)
         scale = max(scale, float(ref.abs().max()))
     return diff, scale
 

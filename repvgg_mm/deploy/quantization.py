@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.fx import GraphModule, symbolic_trace
 
-from repvgg_mm.reparam import fuse_kernel_bn, iter_repvgg_blocks
+from repvgg_mm.models.blocks import fuse_kernel_bn
+from repvgg_mm.models.utils import iter_repvgg_blocks
 
 DEFAULT_BACKEND = 'x86'
 
@@ -51,7 +52,7 @@ def check_fused(model: nn.Module) -> None:
     unfused = [name for name, block in iter_repvgg_blocks(model) if not block.deploy]
     if unfused:
         raise ValueError(f'{len(unfused)} RepVGG blocks are not fused (first: {unfused[0]!r}); '
-                         'fuse the model (repvgg_mm.reparam.fuse_repvgg_blocks) before quantizing')
+                         'fuse the model (repvgg_mm.models.fuse_repvgg_blocks) before quantizing')
 
 
 def trace_for_quantization(model: nn.Module) -> GraphModule:

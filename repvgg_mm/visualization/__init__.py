@@ -1,6 +1,5 @@
-"""Import location of the ``repvgg_mm`` VISUALIZERS/VISBACKENDS registries.
+"""Visualization of repvgg_mm; also the import location of its VISUALIZERS/VISBACKENDS registries
+(mmengine's own ``Visualizer`` and ``LocalVisBackend`` are used)."""
+from .grid import prediction_grid
 
-mmengine imports every registry location when it builds from that scope, so this package must
-exist for a Runner with ``default_scope='repvgg_mm'`` even though mmengine's own ``Visualizer`` and
-``LocalVisBackend`` are used.
-"""
+__all__ = ['prediction_grid']

@@ -4,9 +4,16 @@ import hashlib
 import pytest
 import torch
 
-from repvgg_mm.checkpoint import (LAYOUTS, CheckpointError, convert_state_dict, detect_layout,
-                                  export_state_dict, extract_state_dict, read_state_dict)
-from .helpers import WRAPPERS, classifier_state
+from repvgg_mm.checkpoint import (
+    LAYOUTS,
+    convert_state_dict,
+    detect_layout,
+    export_state_dict,
+    read_state_dict,
+    select_weights,
+)
+from repvgg_mm.testing import WRAPPERS, classifier_state
+from repvgg_mm.utils.errors import CheckpointError
 
 FOREIGN = ('original', 'timm', 'mmpretrain')
 
@@ -54,7 +61,7 @@ def test_every_layout_is_detected_and_maps_back(random_classifier, layout, deplo
     ours = classifier_state(*random_classifier('grouped-se', deploy))
     foreign = export_state_dict(ours, layout, target='classifier')
     for wrapper in WRAPPERS.values():
-        state = extract_state_dict(wrapper(foreign))
+        state = select_weights(wrapper(foreign)).state
         parsed = read_state_dict(state)
         assert (parsed.layout.name, parsed.is_deploy, parsed.has_head) == (layout, deploy, True)
         back, detected = convert_state_dict(state, target='classifier')

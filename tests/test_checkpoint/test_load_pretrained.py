@@ -6,11 +6,10 @@ import pytest
 import torch
 from mmengine.logging import MMLogger
 
-from repvgg_mm.checkpoint import (CheckpointError, convert_state_dict, export_state_dict,
-                                  load_pretrained)
+from repvgg_mm.checkpoint import convert_state_dict, export_state_dict, load_pretrained
 from repvgg_mm.models import RepVGG
-from repvgg_mm.reparam.verify import compare_outputs
-from .helpers import WRAPPERS, arch_of, classifier_state, logits
+from repvgg_mm.testing import WRAPPERS, arch_of, classifier_state, logits, outputs_rel_error
+from repvgg_mm.utils.errors import CheckpointError
 
 LAYOUTS = ('original', 'timm', 'mmpretrain', 'repvgg_mm')
 
@@ -39,7 +38,7 @@ def test_round_trip_through_a_file_of_each_layout(tmp_path, random_classifier, i
     path = save(tmp_path, WRAPPERS[wrapper](foreign))
 
     loaded = pretrained(arch, path, deploy)
-    assert compare_outputs(backbone, loaded, images) == 0
+    assert outputs_rel_error(backbone, loaded, images) == 0
     converted, detected = convert_state_dict(foreign, target='classifier')
     assert detected == layout
     expected = logits(backbone, head.weight, head.bias, images)
@@ -52,7 +51,7 @@ def test_a0_official_style_file(tmp_path, random_classifier, images):
     backbone, head = random_classifier('A0')
     path = save(tmp_path, export_state_dict(classifier_state(backbone, head), 'original',
                                             'classifier'))
-    assert compare_outputs(backbone, pretrained('A0', path), images) == 0
+    assert outputs_rel_error(backbone, pretrained('A0', path), images) == 0
 
 
 def test_segmentor_checkpoint_takes_the_prefixed_part(tmp_path, random_classifier, images):
@@ -60,7 +59,7 @@ def test_segmentor_checkpoint_takes_the_prefixed_part(tmp_path, random_classifie
     state = export_state_dict(classifier_state(backbone, head), 'mmpretrain', 'classifier')
     state['decode_head.conv_seg.weight'] = torch.zeros(3, 8, 1, 1)
     path = save(tmp_path, {'state_dict': state})
-    assert compare_outputs(backbone, pretrained('se', path), images) == 0
+    assert outputs_rel_error(backbone, pretrained('se', path), images) == 0
     with pytest.raises(CheckpointError, match='the file: .*decode_head.conv_seg.weight'):
         pretrained('se', path, prefix=None)
 
@@ -77,7 +76,7 @@ def test_safetensors_and_missing_batch_counters(tmp_path, random_classifier, ima
     messages = []
     logger.info = messages.append
     load_pretrained(model, str(path), prefix='backbone.', logger=logger)
-    assert compare_outputs(backbone, model, images) == 0
+    assert outputs_rel_error(backbone, model, images) == 0
     assert 'timm layout, training-time, classifier head left out' in messages[0]
     assert 'missing BN batch counters set as in the model' in messages[0]
 
@@ -123,7 +122,7 @@ def test_files_that_are_not_repvgg_checkpoints(tmp_path):
     text.write_text('not a checkpoint')
     with pytest.raises(CheckpointError, match='cannot load .*notes.pth'):
         pretrained('plain', text)
-    with pytest.raises(CheckpointError, match='expected a dict'):
+    with pytest.raises(CheckpointError, match='is not a checkpoint: it holds a Tensor'):
         pretrained('plain', save(tmp_path, torch.ones(3)))
     resnet = save(tmp_path, {'conv1.weight': torch.ones(1), 'fc.weight': torch.ones(1)})
     with pytest.raises(CheckpointError, match='the file: unknown checkpoint layout'):
@@ -139,13 +138,14 @@ def test_fused_se_file_reproduces_the_training_time_model(tmp_path, random_class
     backbone.switch_to_deploy()
     path = save(tmp_path, {'state_dict': export_state_dict(classifier_state(backbone, head),
                                                            'mmpretrain', 'classifier')})
-    assert compare_outputs(reference, pretrained('se', path, deploy=True), images) < 1e-5
+    assert outputs_rel_error(reference, pretrained('se', path, deploy=True), images) < 1e-5
 
 
 def test_mmseg_config_points_at_an_original_file(tmp_path, random_classifier, images):
     """A segmentor config names an official-style (original layout, no prefix) file directly."""
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
+
     import repvgg_mm.models  # noqa: F401 (registers repvgg_mm.RepVGG)
     backbone, head = random_classifier('se')
     path = save(tmp_path, export_state_dict(classifier_state(backbone, head), 'original',
@@ -160,4 +160,4 @@ def test_mmseg_config_points_at_an_original_file(tmp_path, random_classifier, im
                              num_classes=3, norm_cfg=dict(type='BN')),
             test_cfg=dict(mode='whole')))
     segmentor.init_weights()
-    assert compare_outputs(backbone, segmentor.backbone, images) == 0
+    assert outputs_rel_error(backbone, segmentor.backbone, images) == 0

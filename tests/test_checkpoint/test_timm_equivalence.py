@@ -3,14 +3,15 @@ import pytest
 import timm
 import torch
 from safetensors.torch import save_file
-from timm.models.byobnet import ByobNet, ByoBlockCfg, ByoModelCfg
+from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 from timm.utils import reparameterize_model
 
 from repvgg_mm.checkpoint import convert_state_dict, export_state_dict
-from repvgg_mm.checkpoint.arch_inference import infer_arch
+from repvgg_mm.conversion.arch_inference import infer_arch
 from repvgg_mm.models import ARCH_NAMES, RepVGG
-from repvgg_mm.reparam.verify import max_relative_error
-from .helpers import BASE_WIDTHS, NUM_CLASSES, TINY_ARCHS, classifier_state, logits, randomize_
+from repvgg_mm.models.backbones.arch_settings import BASE_WIDTHS
+from repvgg_mm.testing import NUM_CLASSES, TINY_ARCHS, classifier_state, logits, randomize_
+from repvgg_mm.utils.compare import max_relative_error
 
 TOLERANCE = 1e-5
 

@@ -2,19 +2,27 @@
 import pytest
 import torch
 
-from repvgg_mm.deploy import model_builders, onnx_export
-from repvgg_mm.deploy.model_export_targets import classifier_config
-from repvgg_mm.deploy.onnx_export import (ExportAdapter, check_single_branch_graph, export_and_check,
-                                          export_onnx)
-from repvgg_mm.reparam import fuse_repvgg_blocks
-from repvgg_mm.reparam.verify import randomize_bn_
+from repvgg_mm.deploy import onnx_export
+from repvgg_mm.deploy.export_targets import (
+    build_in_scope,
+    classifier_config,
+    detector_config,
+    pspnet_config,
+)
+from repvgg_mm.deploy.onnx_export import (
+    ExportAdapter,
+    check_single_branch_graph,
+    export_and_check,
+    export_onnx,
+)
+from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.testing import TINY_ARCH
 
-TINY = dict(num_blocks=(1, 2, 2, 1), width_factor=(0.25, 0.25, 0.25, 0.5))
-NUM_TINY_BLOCKS = 1 + 1 + 2 + 2 + 1  # stem + stages
+NUM_TINY_BLOCKS = 1 + sum(TINY_ARCH['num_blocks'])  # stem + stages
 
 
 def _tiny_classifier(generator):
-    model = model_builders.build_in_scope(classifier_config(TINY, num_classes=7), 'repvgg_mm')
+    model = build_in_scope(classifier_config(TINY_ARCH, num_classes=7), 'repvgg_mm')
     return randomize_bn_(model, generator).eval()
 
 
@@ -29,8 +37,8 @@ def test_classifier_round_trip(tmp_path, generator):
 
 
 def test_segmentor_round_trip(tmp_path, generator):
-    cfg = model_builders.pspnet_config('repvgg', TINY, num_classes=4, channels=8, aux_channels=8)
-    segmentor = randomize_bn_(model_builders.build_in_scope(cfg, 'mmseg'), generator).eval()
+    cfg = pspnet_config('repvgg', TINY_ARCH, num_classes=4, channels=8, aux_channels=8)
+    segmentor = randomize_bn_(build_in_scope(cfg, 'mmseg'), generator).eval()
     fused = ExportAdapter(fuse_repvgg_blocks(segmentor), 'tensor')
     # 48x48 -> 6x6 features at output stride 8: the PSP pool scales 1, 2, 3, 6 divide it.
     report = export_and_check('seg', fused, (3, 48, 48), str(tmp_path / 'seg.onnx'),
@@ -42,8 +50,8 @@ def test_segmentor_round_trip(tmp_path, generator):
 
 
 def test_detector_backbone_neck_round_trip(tmp_path, generator):
-    cfg = model_builders.detector_config('retinanet', TINY, num_classes=3, neck_channels=8)
-    detector = randomize_bn_(model_builders.build_in_scope(cfg, 'mmdet'), generator).eval()
+    cfg = detector_config('retinanet', TINY_ARCH, num_classes=3, neck_channels=8)
+    detector = randomize_bn_(build_in_scope(cfg, 'mmdet'), generator).eval()
     fused = ExportAdapter(fuse_repvgg_blocks(detector), 'extract_feat')
     report = export_and_check('det', fused, (3, 64, 96), str(tmp_path / 'det.onnx'),
                               exporter='torchscript')

@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from repvgg_mm.conversion import check_equivalence
 from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock, arch_channels
-from repvgg_mm.reparam import check_equivalence, fuse_repvgg_blocks
-from repvgg_mm.reparam.verify import compare_outputs, randomize_bn_
+from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.testing import outputs_rel_error
 
 
 @pytest.mark.parametrize('arch', ARCH_NAMES)
@@ -23,7 +24,7 @@ def test_every_arch_fuses_exactly(arch, generator):
     # A model built with deploy=True takes the fused weights strictly and computes the same.
     direct = RepVGG(arch, out_indices=(0, 1, 2, 3), deploy=True)
     direct.load_state_dict(fused.state_dict(), strict=True)
-    assert compare_outputs(fused, direct, x) == 0
+    assert outputs_rel_error(fused, direct, x) == 0
 
 
 def test_arch_channels_and_out_channels():
@@ -65,7 +66,7 @@ def test_output_stride_8_with_dilation(generator):
     randomize_bn_(model, generator)
     fused = fuse_repvgg_blocks(model)
     assert fused.stage4[0].branch_fused.dilation == (4, 4)
-    assert compare_outputs(model, fused, torch.randn(1, 3, 40, 56, generator=generator)) < 1e-5
+    assert outputs_rel_error(model, fused, torch.randn(1, 3, 40, 56, generator=generator)) < 1e-5
 
 
 @pytest.mark.parametrize('kwargs', [dict(strides=(2, 2)), dict(out_indices=(4, )),
@@ -116,7 +117,7 @@ def test_float64_backbone(generator):
     randomize_bn_(model, generator)
     fused = fuse_repvgg_blocks(model)
     x = torch.randn(1, 3, 32, 40, dtype=torch.float64, generator=generator)
-    assert compare_outputs(model, fused, x) < 1e-12
+    assert outputs_rel_error(model, fused, x) < 1e-12
 
 
 def test_backbone_switch_to_deploy_in_place_and_twice(generator):
@@ -126,4 +127,4 @@ def test_backbone_switch_to_deploy_in_place_and_twice(generator):
     model.switch_to_deploy()
     model.switch_to_deploy()
     assert model.deploy
-    assert compare_outputs(reference, model, torch.randn(1, 3, 32, 32, generator=generator)) == 0
+    assert outputs_rel_error(reference, model, torch.randn(1, 3, 32, 32, generator=generator)) == 0

@@ -3,8 +3,9 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from repvgg_mm.checkpoint import CheckpointError, load_pretrained, safe_load
+from repvgg_mm.checkpoint import load_pretrained, safe_load
 from repvgg_mm.models import RepVGG
+from repvgg_mm.utils.errors import CheckpointError
 
 
 def test_pretrained_init_cfg_with_prefix_and_ddp_keys(tmp_path):

@@ -6,7 +6,8 @@ from mmengine.model import revert_sync_batchnorm
 from torch import nn
 
 from repvgg_mm.models import RepVGGBlock
-from repvgg_mm.reparam.verify import max_relative_error, randomize_bn_
+from repvgg_mm.models.utils import randomize_bn_
+from repvgg_mm.utils.compare import max_relative_error
 
 
 def fused_pair(generator, dtype=torch.float32, **kwargs):

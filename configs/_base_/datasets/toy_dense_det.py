@@ -1,4 +1,4 @@
-# The embedded toy dataset (tools/make_toy_dense.py) for mmdet: the images of toy_dense_seg.py with
+# The embedded toy dataset (tools/dataset_converters/make_toy_dense.py) for mmdet: the images of toy_dense_seg.py with
 # COCO boxes of 3 shape classes in annotations/instances_{train,val}.json.
 dataset_type = 'CocoDataset'
 data_root = 'data/toy_dense/'

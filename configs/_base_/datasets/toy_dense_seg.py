@@ -1,4 +1,4 @@
-# The embedded toy dataset (tools/make_toy_dense.py) for mmseg: 96x96 images, background + 3 shape
+# The embedded toy dataset (tools/dataset_converters/make_toy_dense.py) for mmseg: 96x96 images, background + 3 shape
 # classes, img_dir/{train,val} + ann_dir/{train,val}.
 dataset_type = 'BaseSegDataset'
 data_root = 'data/toy_dense'

@@ -1,4 +1,4 @@
-from .arch_settings import ARCH_NAMES, ARCH_SETTINGS, arch_channels, resolve_arch
+from .arch_settings import ARCH_NAMES, ARCH_SETTINGS, PAPER_TABLE, arch_channels, resolve_arch
 from .repvgg import RepVGG
 
-__all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'RepVGG', 'arch_channels', 'resolve_arch']
+__all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'PAPER_TABLE', 'RepVGG', 'arch_channels', 'resolve_arch']

@@ -8,7 +8,7 @@ _GROUPED_LAYERS = tuple(range(2, 27, 2))  # global block indices (stage-1 first 
 
 def _arch(num_blocks, width_factor, groups=1, use_se=False):
     return dict(num_blocks=num_blocks, width_factor=width_factor,
-                group_layer_map={i: groups for i in _GROUPED_LAYERS} if groups > 1 else None,
+                group_layer_map=dict.fromkeys(_GROUPED_LAYERS, groups) if groups > 1 else None,
                 use_se=use_se)
 
 
@@ -60,3 +60,19 @@ def arch_channels(arch: Union[str, dict], base_channels: Sequence[int] = BASE_WI
     widths = setting['width_factor']
     stem = min(base_channels[0], int(base_channels[0] * widths[0]))
     return stem, tuple(int(c * w) for c, w in zip(base_channels, widths))
+
+
+# The paper's numbers (arXiv 2101.03697, Table 4: 120 epochs, 1080Ti fp32 batch 128): ImageNet top-1,
+# img/s, params (M) and GMACs (FLOPs as multiply-adds) of the deployed models at 224x224. B3 and
+# B3g4 are 200-epoch models (params/FLOPs only; their top-1 is not comparable).
+PAPER_TABLE: Dict[str, dict] = {
+    name: dict(top1=top1, img_per_s=speed, params=params, flops=flops)
+    for name, top1, speed, params, flops in (
+        ('RepVGG-A0', 72.41, 3256, 8.31, 1.36), ('ResNet-18', 71.16, 2442, 11.68, 1.8),
+        ('RepVGG-A1', 74.46, 2339, 12.79, 2.37), ('RepVGG-B0', 75.14, 1817, 14.34, 3.06),
+        ('ResNet-34', 74.17, 1419, 21.78, 3.7), ('RepVGG-A2', 76.48, 1322, 25.50, 5.12),
+        ('RepVGG-B1g4', 77.58, 868, 36.13, 7.32), ('RepVGG-B1g2', 77.78, 792, 41.36, 8.82),
+        ('ResNet-50', 76.31, 719, 25.53, 3.9), ('RepVGG-B1', 78.37, 685, 51.83, 11.82),
+        ('RepVGG-B2g4', 78.50, 581, 55.77, 11.3), ('RepVGG-B2', 78.78, 460, 80.31, 18.4),
+        ('ResNet-101', 77.21, 430, 44.49, 7.6), ('RepVGG-B3', None, None, 110.96, 26.22),
+        ('RepVGG-B3g4', None, None, 75.63, 16.08))}

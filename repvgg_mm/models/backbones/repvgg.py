@@ -1,12 +1,12 @@
 """RepVGG backbone for OpenMMLab 2.x (classification, segmentation, detection)."""
 from typing import Sequence, Tuple, Union
 
-from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from repvgg_mm.registry import MODELS
+from repvgg_mm.registry import MODELS, WEIGHT_INITIALIZERS
+
 from ..blocks import RepVGGBlock
 from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
 
@@ -112,9 +112,9 @@ class RepVGG(BaseModule):
 
     def init_weights(self):
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            from repvgg_mm.checkpoint import load_pretrained
-            load_pretrained(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'),
-                            logger=MMLogger.get_current_instance())
+            # the repvgg_mm scope's Pretrained: any RepVGG layout, safe reader, strict load
+            args = {k: v for k, v in self.init_cfg.items() if k != 'type'}
+            WEIGHT_INITIALIZERS.get('Pretrained')(**args)(self)
             self._is_init = True
             return
         super().init_weights()

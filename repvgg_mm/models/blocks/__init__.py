@@ -1,4 +1,16 @@
+from .fuse import (
+                   KernelBias,
+                   bn_scale_shift,
+                   check_fusable_norm,
+                   fuse_identity_bn,
+                   fuse_kernel_bn,
+                   identity_kernel,
+                   pad_kernel_to,
+                   sum_kernel_bias,
+)
 from .repvgg_block import RepVGGBlock
 from .se_layer import SqueezeExcitation
 
-__all__ = ['RepVGGBlock', 'SqueezeExcitation']
+__all__ = ['KernelBias', 'RepVGGBlock', 'SqueezeExcitation', 'bn_scale_shift', 'check_fusable_norm',
+           'fuse_identity_bn', 'fuse_kernel_bn', 'identity_kernel', 'pad_kernel_to',
+           'sum_kernel_bias']

@@ -7,9 +7,17 @@ from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from repvgg_mm.reparam.fuse import (KernelBias, bn_scale_shift, check_fusable_norm, fuse_identity_bn,
-                                    fuse_kernel_bn, pad_kernel_to, sum_kernel_bias)
 from repvgg_mm.registry import MODELS
+
+from .fuse import (
+    KernelBias,
+    bn_scale_shift,
+    check_fusable_norm,
+    fuse_identity_bn,
+    fuse_kernel_bn,
+    pad_kernel_to,
+    sum_kernel_bias,
+)
 from .se_layer import SqueezeExcitation
 
 

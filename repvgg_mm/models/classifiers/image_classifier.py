@@ -7,6 +7,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from repvgg_mm.registry import MODELS
+
 from ..blocks import RepVGGBlock
 
 DEFAULT_PREPROCESSOR = dict(type='ImgDataPreprocessor')

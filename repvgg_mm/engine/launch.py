@@ -1,0 +1,218 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do, for repvgg_mm, mmseg and mmdet configs.
+
+The codebase comes from the config's ``default_scope``: ``repvgg_mm`` (classification),
+``mmseg`` or ``mmdet``; seg/det configs get the behaviour of mmseg's/mmdet's own scripts. Runs use
+:class:`~repvgg_mm.engine.runner.RepVGGRunner`, which reads checkpoints through the project's safe
+reader and loads them strictly.
+"""
+import copy
+import logging
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+from repvgg_mm.datasets.checks import check_config_inputs, check_data_root
+from repvgg_mm.utils.config import load_config, setup_codebase
+from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.fileio import write_json_atomic
+
+from .distributed import adapt_to_cpu
+from .runner import RepVGGRunner
+
+
+def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
+    """CLI ``--work-dir`` > ``work_dir`` in the file > ``work_dirs/<config name>``."""
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def enable_amp(cfg: Config) -> None:
+    """Switch the optimizer wrapper to mmengine's ``AmpOptimWrapper`` (dynamic loss scale)."""
+    wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper_type == 'AmpOptimWrapper':
+        print_log('AMP training is already enabled in the config.', logger='current',
+                  level=logging.WARNING)
+        return
+    if wrapper_type != 'OptimWrapper':
+        raise UserError(f'--amp needs optim_wrapper.type=OptimWrapper, not {wrapper_type}')
+    from mmengine.device import is_cuda_available, is_mlu_available, is_npu_available
+    if not (is_cuda_available() or is_npu_available() or is_mlu_available()):
+        raise UserError('--amp needs a GPU (or NPU/MLU): mmengine AMP does not run on the CPU')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def enable_auto_scale_lr(cfg: Config) -> None:
+    """Scale the learning rate by (GPUs x batch per GPU) / ``auto_scale_lr.base_batch_size``."""
+    auto_scale_lr = cfg.get('auto_scale_lr') or {}
+    if 'base_batch_size' not in auto_scale_lr:
+        raise UserError('--auto-scale-lr needs auto_scale_lr=dict(base_batch_size=...) in the '
+                        'config')
+    cfg.auto_scale_lr.enable = True
+
+
+def set_resume(cfg: Config, resume: Optional[str]) -> None:
+    """``resume='auto'``: latest checkpoint of the work dir; a path: that checkpoint."""
+    if resume is None:
+        return
+    cfg.resume = True
+    if resume == 'auto':
+        cfg.load_from = None
+    elif not osp.isfile(resume):
+        raise UserError(f'checkpoint to resume from not found: {resume}')
+    else:
+        cfg.load_from = resume
+
+
+def fix_dataloader_workers(cfg: Config) -> None:
+    """``persistent_workers`` is invalid with ``num_workers=0`` in PyTorch; drop it there."""
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(key)
+        if isinstance(loader, dict) and loader.get('num_workers', 0) == 0 \
+                and loader.get('persistent_workers'):
+            loader.persistent_workers = False
+
+
+def add_custom_hook(cfg: Config, hook: dict) -> None:
+    cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
+
+
+def build_runner(cfg: Config) -> RepVGGRunner:
+    """A :class:`RepVGGRunner` for ``cfg`` (a config's own ``runner_type`` is refused: its checkpoint
+    loading would bypass the safe reader)."""
+    if cfg.get('runner_type') not in (None, 'RepVGGRunner', 'repvgg_mm.RepVGGRunner'):
+        raise UserError(f'runner_type={cfg.runner_type!r} is not supported by the repvgg_mm tools '
+                        '(they load checkpoints through repvgg_mm.RepVGGRunner)')
+    adapt_to_cpu(cfg)  # no CUDA: gloo, CPU DDP, SyncBN -> BN (repvgg_mm/engine/distributed.py)
+    return RepVGGRunner.from_cfg(cfg)
+
+
+def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
+          amp: bool = False, auto_scale_lr: bool = False, cfg_options: Optional[dict] = None,
+          launcher: str = 'none'):
+    """Train from ``config`` (the body of ``tools/train.py``); returns the trained model."""
+    cfg = load_config(config, cfg_options)
+    setup_codebase(cfg)
+    cfg.launcher = launcher
+    set_work_dir(cfg, config, work_dir)
+    if amp:
+        enable_amp(cfg)
+    if auto_scale_lr:
+        enable_auto_scale_lr(cfg)
+    set_resume(cfg, resume)
+    fix_dataloader_workers(cfg)
+    check_config_inputs(cfg, ('train', 'val'))
+    runner = build_runner(cfg)
+    return runner.train()
+
+
+def _trigger_visualization(cfg: Config, scope: str, show: bool, show_dir: Optional[str],
+                           wait_time: float) -> None:
+    hooks = cfg.get('default_hooks') or {}
+    if 'visualization' not in hooks:
+        raise UserError("--show/--show-dir need default_hooks.visualization "
+                        "(e.g. dict(type='SegVisualizationHook'))")
+    hook = hooks['visualization']
+    hook['draw'] = True
+    if show:
+        hook['show'] = True
+        hook['wait_time'] = wait_time
+    if show_dir:
+        if scope == 'mmseg':
+            cfg.visualizer['save_dir'] = show_dir
+        else:
+            hook['test_out_dir'] = show_dir
+
+
+def _default_det_tta(cfg: Config) -> None:
+    """mmdet's default flip test-time augmentation when the config brings none."""
+    if 'tta_model' not in cfg:
+        cfg.tta_model = dict(type='DetTTAModel', tta_cfg=dict(
+            nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    if 'tta_pipeline' not in cfg:
+        dataset = cfg.test_dataloader.dataset
+        while 'dataset' in dataset:
+            dataset = dataset['dataset']
+        pipeline = copy.deepcopy(dataset.pipeline)
+        pipeline[-1] = dict(type='TestTimeAug', transforms=[
+            [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],
+            [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                                   'scale_factor', 'flip', 'flip_direction'))]])
+        cfg.tta_pipeline = pipeline
+
+
+def _enable_tta(cfg: Config, scope: str) -> None:
+    if scope == 'mmdet':
+        _default_det_tta(cfg)
+    elif 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise UserError('--tta needs tta_model and tta_pipeline in the config')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def _dump_metric(scope: str, out: str):
+    if not out.endswith(('.pkl', '.pickle')):
+        raise UserError(f'--out must name a .pkl file for {scope} configs, got {out}')
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out)
+    from mmengine.evaluator import DumpResults
+    return DumpResults(out_file_path=out)
+
+
+def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
+         out_item: str = 'pred', show: bool = False, show_dir: Optional[str] = None,
+         wait_time: float = 2, cfg_options: Optional[dict] = None, launcher: str = 'none',
+         tta: bool = False, fuse: bool = False) -> dict:
+    """Test ``checkpoint`` with ``config`` (the body of ``tools/test.py``); returns the metrics.
+
+    The checkpoint must fit the model exactly. ``fuse`` re-parameterises every RepVGG block after
+    loading. ``out`` with ``out_item='pred'``: mmseg: a folder for the predicted label maps,
+    otherwise a ``.pkl`` file of the predictions; with ``out_item='metrics'``: a ``.json`` file of
+    the metrics.
+    """
+    if out_item not in ('pred', 'metrics'):
+        raise UserError(f"--out-item must be 'pred' or 'metrics', got {out_item!r}")
+    if out is not None and out_item == 'metrics' and not out.endswith('.json'):
+        raise UserError(f'--out-item metrics writes JSON: --out must end with .json, got {out}')
+    dump_pred = out if out_item == 'pred' else None
+    cfg = load_config(config, cfg_options)
+    scope = setup_codebase(cfg)
+    cfg.launcher = launcher
+    set_work_dir(cfg, config, work_dir)
+    if not osp.isfile(checkpoint):
+        raise UserError(f'checkpoint not found: {checkpoint}')
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if show or show_dir:
+        if scope == 'repvgg_mm':
+            raise UserError('--show/--show-dir apply to segmentation and detection configs')
+        _trigger_visualization(cfg, scope, show, show_dir, wait_time)
+    if tta:
+        if scope == 'repvgg_mm':
+            raise UserError('--tta applies to segmentation and detection configs')
+        _enable_tta(cfg, scope)
+    if dump_pred is not None and scope == 'mmseg':
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    if fuse:
+        add_custom_hook(cfg, dict(type='repvgg_mm.RepVGGFuseHook'))
+    fix_dataloader_workers(cfg)
+    check_data_root(cfg, ('test', ))
+    dump = _dump_metric(scope, out) if dump_pred is not None and scope != 'mmseg' else None
+    runner = build_runner(cfg)
+    if dump is not None:
+        runner.test_evaluator.metrics.append(dump)
+    metrics = runner.test()
+    if out is not None and out_item == 'metrics' and _is_main_process():
+        write_json_atomic(metrics, out)
+    return metrics
+
+
+def _is_main_process() -> bool:
+    from mmengine.dist import is_main_process
+    return is_main_process()

@@ -1,0 +1,45 @@
+"""mmengine's Runner with the project's checkpoint policy: safe reading, strict loading."""
+from mmengine.model import BaseTTAModel, is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint_to_model
+from torch import nn
+
+from repvgg_mm.checkpoint import load_checkpoint_file, load_state_dict_strict, select_weights
+from repvgg_mm.registry import RUNNERS
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The network inside DDP-like wrappers and test-time-augmentation models."""
+    if is_model_wrapper(model):
+        model = model.module
+    if isinstance(model, BaseTTAModel):
+        model = model.module
+    return model
+
+
+@RUNNERS.register_module()
+class RepVGGRunner(Runner):
+    """A Runner whose ``load_from``, ``--resume`` and test checkpoints go through the safe reader.
+
+    mmengine's own loading unpickles with torch's defaults (code in a crafted file runs once an
+    environment variable relaxes them) and loads weights with ``strict=False``, only logging
+    mismatches. Here the file is read by :func:`repvgg_mm.checkpoint.load_checkpoint_file`
+    (weights-only unpickling, always) and, except when resuming the runner's own files, loaded
+    strictly: any missing, unexpected or mis-shaped key is a one-line
+    :class:`~repvgg_mm.utils.errors.CheckpointError`.
+    """
+
+    def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
+                        revise_keys=((r'^module\.', ''), )) -> dict:
+        checkpoint = load_checkpoint_file(filename)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        if self._resume:  # the runner's own file: mmengine restores it (EMA hooks included)
+            _load_checkpoint_to_model(unwrap_model(self.model), checkpoint, strict,
+                                      revise_keys=list(revise_keys))
+        else:
+            weights = select_weights(checkpoint, source=filename)
+            load_state_dict_strict(unwrap_model(self.model), weights.state,
+                                   source=f'of {filename}')
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint

@@ -1,0 +1,209 @@
+"""tools/convert_whole_model.py: a run that writes exactly two files, and every bad input refused with
+a one-line error, a non-zero exit and no output (subprocesses of the real CLI, run at once)."""
+import hashlib
+import importlib.util
+import os
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from repvgg_mm.checkpoint import safe_load
+from repvgg_mm.conversion import repvgg_model_convert
+from repvgg_mm.models.utils import iter_repvgg_blocks
+from repvgg_mm.testing import (
+    classifier_cfg,
+    make_case,
+    run_concurrently,
+    runner_checkpoint,
+    trained_model,
+    write_config,
+)
+from repvgg_mm.utils.cli import run_tool as run_cli
+from repvgg_mm.utils.errors import EXIT_ERROR
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLI = os.path.join(REPO, 'tools', 'convert_whole_model.py')
+
+
+def _load_cli():
+    spec = importlib.util.spec_from_file_location('convert_whole_model_cli', CLI)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli = _load_cli()
+
+OTHER_ARCH = dict(num_blocks=(1, 1, 1, 1), width_factor=(0.25, 0.25, 0.25, 0.5))
+
+
+def digest(path) -> str:
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def snapshot(folder) -> dict:
+    """File name -> content hash of a folder (None if it does not exist)."""
+    if not os.path.exists(folder):
+        return None
+    return {name: digest(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('cli')
+    cfg, ckpt, model = make_case(tmp, 'cls', classifier_cfg(),
+                                 checkpoint=lambda s: runner_checkpoint(s, ddp=True))
+    paths = dict(tmp=tmp, cfg=cfg, ckpt=ckpt)
+    paths['other_size'] = str(tmp / 'other_size.pth')  # 7 classes instead of 5
+    torch.save(trained_model(classifier_cfg(num_classes=7)).state_dict(), paths['other_size'])
+    paths['other_arch'] = str(tmp / 'other_arch.pth')
+    torch.save(runner_checkpoint(trained_model(classifier_cfg(arch=OTHER_ARCH)).state_dict()),
+               paths['other_arch'])
+    paths['fused'] = str(tmp / 'fused.pth')
+    repvgg_model_convert(model, save_path=paths['fused'])
+    paths['not_ckpt'] = str(tmp / 'notes.pth')
+    with open(paths['not_ckpt'], 'w') as f:
+        f.write('not a checkpoint\n')
+    paths['plain_cfg'] = write_config(dict(classifier_cfg(), model=dict(
+        type='ImageClassifier', backbone=dict(type='ConvModule', in_channels=3, out_channels=8,
+                                              kernel_size=3),
+        head=dict(type='LinearClsHead', num_classes=5))), tmp / 'plain.py')
+    paths['full'] = str(tmp / 'full')
+    os.makedirs(paths['full'])
+    with open(os.path.join(paths['full'], 'keep.txt'), 'w') as f:
+        f.write('user file\n')
+    return paths
+
+
+# Run as real subprocesses (exit status, stderr); every other bad input runs main() in-process.
+BAD_INPUTS = {
+    # name: (config, checkpoint, out_dir, extra args, expected words of the error)
+    'not a checkpoint': ('cfg', 'not_ckpt', 'tmp/o2', [], 'as a checkpoint with safe loading'),
+    'another size': ('cfg', 'other_size', 'tmp/o3', [], 'with another shape: head.fc.bias'),
+    'already fused': ('cfg', 'fused', 'tmp/o5', [], 'is already fused'),
+    'non-empty out dir': ('cfg', 'ckpt', 'full', [], 'not empty; pass --force'),
+}
+
+
+def _path(inputs, key):
+    if key in inputs:
+        return str(inputs[key])
+    return str(inputs['tmp'] / key.split('/', 1)[1]) if key.startswith('tmp/') else key
+
+
+@pytest.fixture(scope='module')
+def cli_runs(inputs):
+    """Every bad input and one good run (--force into a non-empty folder, --add-module-prefix)."""
+    cases = {name: [_path(inputs, k) for k in case[:3]] + case[3]
+             for name, case in BAD_INPUTS.items()}
+    good_dir = inputs['tmp'] / 'good'
+    os.makedirs(good_dir)
+    (good_dir / 'keep.txt').write_text('user file\n')
+    cases['good'] = [inputs['cfg'], inputs['ckpt'], str(good_dir), '--force', '--add-module-prefix',
+                     '--sample-shape', '48', '64']
+    watched = {name: (args[1], args[2]) for name, args in cases.items()}
+    before = {name: [snapshot(p) if os.path.isdir(p) or not os.path.exists(p) else digest(p)
+                     for p in paths] for name, paths in watched.items()}
+    results = run_concurrently([[sys.executable, CLI, *args] for args in cases.values()], cwd=REPO)
+    after = {name: [snapshot(p) if os.path.isdir(p) or not os.path.exists(p) else digest(p)
+                    for p in paths] for name, paths in watched.items()}
+    return {name: (result, before[name], after[name]) for name, result in zip(cases, results)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name', sorted(BAD_INPUTS))
+def test_bad_input_is_refused(cli_runs, name):
+    (code, stdout, stderr), before, after = cli_runs[name]
+    assert code == EXIT_ERROR
+    assert len(stderr.splitlines()) == 1 and stderr.startswith('error: '), stderr
+    assert BAD_INPUTS[name][4] in stderr
+    assert after == before  # the checkpoint and OUT_DIR are untouched; no partial output
+
+
+@pytest.mark.slow
+def test_good_run_writes_exactly_two_files(cli_runs, inputs):
+    (code, stdout, stderr), _, _ = cli_runs['good']
+    assert code == 0, stderr
+    assert stderr == ''
+    folder = inputs['tmp'] / 'good'
+    assert sorted(os.listdir(folder)) == ['cls_deploy.pth', 'cls_deploy.py', 'keep.txt']
+    for line in ('blocks fused      : 8', 'max abs diff', 'max rel diff', 'params            : '):
+        assert line in stdout
+    ckpt = safe_load(str(folder / 'cls_deploy.pth'))
+    assert all(k.startswith('module.') for k in ckpt['state_dict'])
+    assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['repvgg_mm_conversion']['sample_shape'] == [
+        1, 3, 48, 64]
+    assert Config.fromfile(str(folder / 'cls_deploy.py')).model.backbone.deploy is True
+
+
+def run_main(argv, capsys):
+    code = run_cli(cli.main, [str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+IN_PROCESS_CASES = {
+    # name: expected words of the error
+    'missing config': 'config not found', 'missing checkpoint': 'checkpoint not found',
+    'checkpoint is a folder': 'checkpoint is not a file',
+    'another architecture': 'does not fit the model', 'no RepVGG block': 'builds no RepVGG block',
+    'out dir is the checkpoint': 'is the input', 'out dir inside an input': 'lies inside the input',
+    'deploy config': 'already builds fused', 'no EMA weights': 'holds no EMA weights',
+    'above the tolerance': "first diverging block 'backbone.stem'",
+}
+
+
+@pytest.mark.parametrize('case', sorted(IN_PROCESS_CASES))
+def test_more_bad_inputs_in_process(inputs, capsys, case, tmp_path):
+    cfg, ckpt, out, extra = inputs['cfg'], inputs['ckpt'], tmp_path / 'out', []
+    watched = ckpt
+    if case == 'missing config':
+        cfg = tmp_path / 'nope.py'
+    elif case == 'missing checkpoint':
+        ckpt = tmp_path / 'nope.pth'
+    elif case == 'checkpoint is a folder':
+        ckpt = inputs['tmp']
+    elif case == 'another architecture':
+        ckpt = inputs['other_arch']
+    elif case == 'no RepVGG block':
+        cfg = inputs['plain_cfg']
+    elif case == 'out dir is the checkpoint':
+        out = ckpt
+    elif case == 'out dir inside an input':
+        out = os.path.join(ckpt, 'sub')
+    elif case == 'deploy config':
+        deploy_cfg = classifier_cfg()
+        deploy_cfg['model']['backbone']['deploy'] = True
+        cfg = write_config(deploy_cfg, tmp_path / 'd.py')
+    elif case == 'no EMA weights':
+        extra = ['--ema']
+    else:
+        extra = ['--tolerance', '1e-12']
+    before = digest(watched)
+    code, _, err = run_main([cfg, ckpt, out, *extra], capsys)
+    assert code == EXIT_ERROR and len(err.splitlines()) == 1, err
+    assert err.startswith('error: ') and IN_PROCESS_CASES[case] in err, err
+    assert digest(watched) == before
+    assert not os.path.exists(out) or out == ckpt
+
+
+def test_cfg_options_reach_the_model(inputs, capsys, tmp_path):
+    """--cfg-options make the 7-class checkpoint fit; the deploy config keeps the override
+    (--no-verify: the key and bit-identity checks still run)."""
+    code, out, err = run_main([inputs['cfg'], inputs['other_size'], tmp_path / 'o', '--no-verify',
+                               '--cfg-options', 'model.head.num_classes=7'], capsys)
+    assert code == 0, err
+    assert 'verification      : skipped' in out
+    assert 'untouched tensors : 34 bit-identical' in out  # head (2) + SE layers of 8 blocks (32)
+    written = Config.fromfile(str(tmp_path / 'o' / 'cls_deploy.py'))
+    assert written.model.head.num_classes == 7
+    assert written.load_from == str(tmp_path / 'o' / 'other_size_deploy.pth')
+    ckpt = safe_load(str(tmp_path / 'o' / 'other_size_deploy.pth'))
+    record = ckpt['meta']['repvgg_mm_conversion']
+    assert record['cfg_options'] == {'model.head.num_classes': 7} and record['verified'] is False
+    assert not any(k.startswith('module.') for k in ckpt['state_dict'])
+    assert len([k for k in ckpt['state_dict'] if k.endswith('branch_fused.weight')]) == len(
+        list(iter_repvgg_blocks(trained_model(classifier_cfg()))))

@@ -1,0 +1,103 @@
+"""The embedded toy dataset: deterministic, consistent between its seg and COCO layouts."""
+import hashlib
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from repvgg_mm.datasets import ToyDataExistsError
+from repvgg_mm.datasets.toy_dense import DET_CLASSES, SEG_CLASSES, SEG_PALETTE, make_toy_dense
+from repvgg_mm.utils.cli import run_tool
+from repvgg_mm.utils.errors import EXIT_ERROR
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _digest(folder):
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(folder)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            digest.update(os.path.relpath(path, folder).encode())
+            with open(path, 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def test_generation_is_deterministic_and_idempotent(tmp_path):
+    first = make_toy_dense(tmp_path / 'a', num_train=4, num_val=2, progress=False)
+    make_toy_dense(tmp_path / 'b', num_train=4, num_val=2, progress=False)
+    assert first['created'] and _digest(tmp_path / 'a') == _digest(tmp_path / 'b')
+    again = make_toy_dense(tmp_path / 'a', num_train=4, num_val=2, progress=False)
+    assert not again['created']
+    other_seed = make_toy_dense(tmp_path / 'c', num_train=4, num_val=2, seed=1, progress=False)
+    assert other_seed['created'] and _digest(tmp_path / 'c') != _digest(tmp_path / 'a')
+
+
+def test_existing_folder_is_not_overwritten_silently(tmp_path):
+    make_toy_dense(tmp_path, num_train=2, num_val=1, progress=False)
+    before = _digest(tmp_path)
+    with pytest.raises(ToyDataExistsError):
+        make_toy_dense(tmp_path, num_train=3, num_val=1, progress=False)
+    assert _digest(tmp_path) == before
+    make_toy_dense(tmp_path, num_train=3, num_val=1, overwrite=True, progress=False)
+    assert len(os.listdir(tmp_path / 'img_dir' / 'train')) == 3
+    assert not [n for n in os.listdir(tmp_path.parent) if n.startswith('.toy_dense-')]
+
+
+def test_boxes_match_label_maps(tmp_path):
+    make_toy_dense(tmp_path, num_train=6, num_val=2, size=64, progress=False)
+    coco = json.loads((tmp_path / 'annotations' / 'instances_train.json').read_text())
+    assert [c['name'] for c in coco['categories']] == list(DET_CLASSES)
+    assert len(coco['images']) == 6 and coco['annotations']
+    for image in coco['images']:
+        labels = np.asarray(Image.open(tmp_path / 'ann_dir' / 'train' / image['file_name']))
+        rgb = np.asarray(Image.open(tmp_path / 'img_dir' / 'train' / image['file_name']))
+        assert labels.shape == rgb.shape[:2] == (64, 64) and rgb.shape[2] == 3
+        anns = [a for a in coco['annotations'] if a['image_id'] == image['id']]
+        assert anns and set(np.unique(labels)) <= set(range(len(SEG_CLASSES)))
+        covered = np.zeros_like(labels, dtype=bool)
+        for ann in anns:
+            x, y, w, h = (int(v) for v in ann['bbox'])
+            inside = labels[y:y + h, x:x + w] == ann['category_id']
+            # the box is tight around pixels of its class: every border row/column touches one
+            assert inside[0].any() and inside[-1].any()
+            assert inside[:, 0].any() and inside[:, -1].any()
+            assert ann['area'] <= w * h
+            covered[y:y + h, x:x + w] |= inside
+        assert covered.sum() == (labels > 0).sum()  # every shape pixel lies in its object's box
+
+
+def test_configs_match_the_generator():
+    seg = Config.fromfile(os.path.join(ROOT, 'configs/_base_/datasets/toy_dense_seg.py'))
+    det = Config.fromfile(os.path.join(ROOT, 'configs/_base_/datasets/toy_dense_det.py'))
+    assert tuple(seg.metainfo.classes) == SEG_CLASSES
+    assert [tuple(c) for c in seg.metainfo.palette] == list(SEG_PALETTE)
+    assert tuple(det.metainfo.classes) == DET_CLASSES
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location(
+        'make_toy_dense_cli', os.path.join(ROOT, 'tools', 'dataset_converters', 'make_toy_dense.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_cli_writes_and_reports(tmp_path, capsys):
+    main = _cli()
+    out = tmp_path / 'toy'
+    argv = [str(out), '--num-train', '2', '--num-val', '1', '--size', '48']
+    assert main(argv) == 0
+    assert 'wrote' in capsys.readouterr().out
+    assert (out / 'annotations' / 'instances_val.json').is_file()
+    assert main(argv) == 0
+    assert 'nothing to do' in capsys.readouterr().out
+    assert run_tool(main, [str(out), '--num-train', '3']) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1

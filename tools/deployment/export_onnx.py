@@ -1,0 +1,74 @@
+"""Export fused RepVGG models to ONNX (dynamic batch) and check them with onnxruntime.
+
+    python tools/deployment/export_onnx.py                                  # classifier, segmentor, detector (A0)
+    python tools/deployment/export_onnx.py --what classifier --arch B1g2
+    python tools/deployment/export_onnx.py --what segmentor --config configs/pspnet_repvgg_a0.py \
+        --checkpoint work_dirs/pspnet/iter_80000.pth --input-size 512 1024
+
+Without --checkpoint the weights are random with random BN statistics (a meaningful fuse check).
+The exported graph is the fused one (one Conv per RepVGG block plus the head/neck convs); the
+onnxruntime outputs at --check-batch (not the export batch) must match PyTorch's within
+--atol + --rtol * max|output|, else the tool fails (exit status 2).
+"""
+import os
+import sys
+
+from mmengine.logging import MMLogger
+
+from repvgg_mm.deploy import onnx_export
+from repvgg_mm.deploy.export_targets import TARGETS, build_export_target
+from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.errors import UserError
+
+
+def parse_args(argv=None):
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--what', nargs='+', choices=TARGETS, default=list(TARGETS),
+                        help='what to export (detector = backbone + neck)')
+    parser.add_argument('--arch', choices=ARCH_NAMES, default='A0',
+                        help='RepVGG arch of the models built in code')
+    parser.add_argument('--detector', choices=('retinanet', 'faster_rcnn'), default='retinanet')
+    parser.add_argument('--config', default=None,
+                        help='build the model from this config instead (one --what only)')
+    parser.add_argument('--checkpoint', default=None, help='weights (training-time or fused)')
+    parser.add_argument('--input-size', type=int, nargs='+', default=None,
+                        help='H W (or one size); default 224 classifier, 512 segmentor, 320 '
+                             'detector')
+    parser.add_argument('--export-batch', type=int, default=1)
+    parser.add_argument('--check-batch', type=int, default=2)
+    parser.add_argument('--exporter', choices=onnx_export.EXPORTERS, default='auto')
+    parser.add_argument('--opset', type=int, default=onnx_export.DEFAULT_OPSET)
+    parser.add_argument('--atol', type=float, default=1e-4)
+    parser.add_argument('--rtol', type=float, default=1e-4)
+    parser.add_argument('--work-dir', default='work_dirs/onnx')
+    parser.add_argument('--seed', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.config and len(args.what) != 1:
+        raise UserError('with --config, name exactly one --what')
+    if args.input_size and len(args.input_size) not in (1, 2):
+        raise UserError('--input-size takes one size or H W')
+    logger = MMLogger.get_instance('repvgg_mm_export', log_level='INFO')
+    reports = []
+    for what in args.what:
+        target = build_export_target(what, arch=args.arch, config=args.config,
+                                     checkpoint=args.checkpoint, detector=args.detector,
+                                     input_size=args.input_size, seed=args.seed, logger=logger)
+        path = os.path.join(args.work_dir, f'{target.name}.onnx')
+        reports.append(onnx_export.export_and_check(
+            target.name, target.model, target.input_shape, path, args.export_batch,
+            args.check_batch, args.atol, args.rtol, args.exporter, args.opset, args.seed, logger))
+    for report in reports:
+        print(f"{'OK' if report.ok else 'FAILED'}: {report.describe()}")
+    failed = [report.name for report in reports if not report.ok]
+    if failed:
+        raise UserError(f'the ONNX check failed for {", ".join(failed)}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_tool(main))

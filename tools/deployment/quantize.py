@@ -1,0 +1,92 @@
+"""INT8 quantization of a fused RepVGG classifier on the embedded toy data: PTQ, or insert-BN + QAT.
+
+    python tools/deployment/quantize.py --mode ptq      # train A0 (FP32), fuse, PTQ, accuracies
+    python tools/deployment/quantize.py --mode qat      # + insert BN, QAT fine-tune, before/after
+    python tools/deployment/quantize.py --mode ptq --speed  # + FP32 vs INT8 speed at 224x224, batch 8
+    python tools/deployment/quantize.py --data-root data/toy_cls  # a class-folder dataset instead
+
+Writes <work-dir>/quantize_<mode>.json (accuracies, checks, speeds) atomically.
+"""
+import os
+import sys
+
+from mmengine.logging import MMLogger
+
+from quant_experiment import TINY_ARCH, QuantExperiment, int8_speed, run_quantization_experiment
+from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.fileio import write_json_atomic
+
+
+def parse_args(argv=None):
+    defaults = QuantExperiment()
+    parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('--mode', choices=('ptq', 'qat'), default='ptq')
+    parser.add_argument('--arch', choices=list(ARCH_NAMES) + ['tiny'], default='A0')
+    parser.add_argument('--data-root', default=None,
+                        help='folder with train/<class>/ and val/<class>/ images (default: the '
+                             'embedded toy data rendered in memory)')
+    parser.add_argument('--image-size', type=int, default=defaults.image_size)
+    parser.add_argument('--train-per-class', type=int, default=defaults.train_per_class)
+    parser.add_argument('--val-per-class', type=int, default=defaults.val_per_class)
+    parser.add_argument('--epochs', type=int, default=defaults.epochs, help='FP32 training epochs')
+    parser.add_argument('--lr', type=float, default=defaults.lr)
+    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
+    parser.add_argument('--calibration-batches', type=int, default=defaults.calibration_batches)
+    parser.add_argument('--qat-epochs', type=int, default=defaults.qat_epochs)
+    parser.add_argument('--qat-lr', type=float, default=defaults.qat_lr)
+    parser.add_argument('--backend', default=defaults.backend, help='quantized engine (x86, fbgemm)')
+    parser.add_argument('--seed', type=int, default=defaults.seed)
+    parser.add_argument('--speed', action='store_true',
+                        help='also time FP32 vs INT8 of the arch at --speed-size, --speed-batch')
+    parser.add_argument('--speed-size', type=int, default=224)
+    parser.add_argument('--speed-batch', type=int, default=8)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--work-dir', default='work_dirs/quantize')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.data_root and not os.path.isdir(os.path.join(args.data_root, 'train')):
+        raise UserError(f'{args.data_root}/train not found (make it with '
+                        'tools/dataset_converters/make_toy_classification.py, or leave '
+                        '--data-root out)')
+    logger = MMLogger.get_instance('repvgg_mm_quantize', log_level='INFO')
+    arch = TINY_ARCH if args.arch == 'tiny' else args.arch
+    cfg = QuantExperiment(arch=arch, image_size=args.image_size,
+                          train_per_class=args.train_per_class, val_per_class=args.val_per_class,
+                          data_root=args.data_root, batch_size=args.batch_size, epochs=args.epochs,
+                          lr=args.lr, calibration_batches=args.calibration_batches, mode=args.mode,
+                          qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, backend=args.backend,
+                          seed=args.seed)
+    result = run_quantization_experiment(cfg, logger).as_dict()
+    result['arch'] = args.arch
+    print(f'data: {result["data"]} ({result["num_val"]} val images)')
+    for name, value in result['accuracy'].items():
+        print(f'  top-1 {name:<18} {value:6.2f}%')
+    acc = result['accuracy']
+    print(f'  INT8 PTQ vs FP32 fused: {acc["int8 ptq"] - acc["fp32 fused"]:+.2f} points')
+    if args.mode == 'qat':
+        print(f'  QAT: {acc["int8 qat before"]:.2f}% before -> {acc["int8 qat after"]:.2f}% after '
+              f'fine-tuning (FP32 fused {acc["fp32 fused"]:.2f}%)')
+    for name, value in result['checks'].items():
+        print(f'  {name}: {value:.2e}')
+    if args.speed:
+        speeds = int8_speed(arch, args.speed_size, args.speed_batch, args.threads,
+                            backend=args.backend, logger=logger)
+        result['seconds_per_batch'] = speeds
+        base = speeds['fp32 fused']
+        print(f'speed, batch {args.speed_batch}, {args.speed_size}x{args.speed_size}, '
+              f'{args.threads} threads (median s/batch):')
+        for name, seconds in speeds.items():
+            print(f'  {name:<24} {seconds:.4f} s  ({base / seconds:.2f}x vs fp32 fused)')
+    out = os.path.join(args.work_dir, f'quantize_{args.mode}.json')
+    write_json_atomic(result, out)
+    print(f'wrote {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_tool(main))
