@@ -13,7 +13,7 @@ demo: setup
 lint: setup
 	$(PYTHON) -m ruff check .
 
-test: setup
+test: lint
 	$(PYTHON) -m pytest tests
 
 # The quick loop while developing: no subprocess end-to-end runs.

@@ -9,7 +9,8 @@ VERSION = re.search(r"__version__ = '([^']+)'",
 setup(
     name='repvgg_mm',
     version=VERSION,
-    description='RepVGG backbones, re-parameterisation and dense-prediction configs for OpenMMLab 2.x',
+    description='RepVGG backbones, re-parameterisation and dense-prediction configs for '
+                'OpenMMLab 2.x',
     packages=find_packages(include=['repvgg_mm', 'repvgg_mm.*']),
     python_requires='>=3.9',
     install_requires=['torch', 'mmengine>=0.10,<1.0', 'mmcv>=2.0,<2.2'],

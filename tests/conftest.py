@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite (test helpers that are not fixtures live in repvgg_mm.testing)."""
+"""Fixtures shared by the whole suite (test helpers that are not fixtures live in
+repvgg_mm.testing)."""
 import importlib.util
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""The package's import graph: layers that only point down, no cycle, no lazy import of our own code."""
+"""The package's import graph: layers that only point down, no cycle, no lazy import of our own
+code."""
 import ast
 import subprocess
 import sys
@@ -22,9 +23,11 @@ def module_name(path: Path) -> str:
 def imports_of(path: Path):
     """``(imported repvgg_mm module, line, inside a function)`` of one file (relative imports
     resolved)."""
-    package = module_name(path) if path.name == '__init__.py' else module_name(path).rsplit('.', 1)[0]
+    package = (module_name(path) if path.name == '__init__.py'
+               else module_name(path).rsplit('.', 1)[0])
     tree = ast.parse(path.read_text())
-    functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    functions = [n for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
     nested = {id(s) for f in functions for s in ast.walk(f)}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):

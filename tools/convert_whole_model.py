@@ -5,8 +5,9 @@
         [--sample-shape H W] [--seed S] [--no-verify] [--debug]
 
 Writes OUT_DIR/<config>_deploy.py (the config with deploy=True on every RepVGG module) and
-OUT_DIR/<checkpoint>_deploy.pth (meta kept, plus a 'repvgg_mm_conversion' record), atomically and
-only after every check passed: strict loading, bit-identical non-RepVGG tensors, and equal outputs of
+OUT_DIR/<checkpoint>_deploy.pth (meta kept, plus a 'repvgg_mm_fusion' record), atomically and
+only after every check passed: strict loading, bit-identical non-RepVGG tensors, and equal outputs
+of
 the training-time and fused model on a deterministic sample (relative tolerance, default 1e-4).
 Any bad input ends with a one-line error on stderr and exit status 2, writing nothing.
 """
@@ -14,7 +15,6 @@ import sys
 import time
 import warnings
 
-from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from repvgg_mm.conversion.equivalence import DEFAULT_TOLERANCE
@@ -26,7 +26,7 @@ from repvgg_mm.conversion.whole_model import (
     summary_lines,
     write_conversion,
 )
-from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
@@ -34,8 +34,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='training config (classification, mmseg or mmdet)')
     parser.add_argument('checkpoint', help='training checkpoint (flat, DDP or Runner file)')
     parser.add_argument('out_dir', help='folder for the deploy config and checkpoint')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
-                        help='override config settings, e.g. model.backbone.arch=B2')
+    add_cfg_options(parser, 'model.backbone.arch=B2')
     parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
     parser.add_argument('--tolerance', type=float, default=DEFAULT_TOLERANCE,
                         help='max relative output difference allowed (default 1e-4)')

@@ -11,10 +11,8 @@ a deploy config (``*_deploy.py``) tests an already fused checkpoint.
 import os
 import sys
 
-from mmengine.config import DictAction
-
 from repvgg_mm.engine import test
-from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
@@ -33,9 +31,7 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save painted predictions to this dir (seg/det)')
     parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (seg/det)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. test_dataloader.dataset.data_root=/data/imagenet')
+    add_cfg_options(parser, 'test_dataloader.dataset.data_root=/data/imagenet')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)

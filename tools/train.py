@@ -10,10 +10,8 @@ codebases' own tools/train.py. Distributed: ``torchrun --nproc_per_node=8 tools/
 import os
 import sys
 
-from mmengine.config import DictAction
-
 from repvgg_mm.engine import train
-from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
@@ -26,10 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision (GPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the real batch size / auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, e.g. train_dataloader.dataset.data_root=/data/imagenet '
-        'train_cfg.max_epochs=10 (lists: key="[a,b]" or key=a,b)')
+    add_cfg_options(parser, 'train_dataloader.dataset.data_root=/data/imagenet '
+                            'train_cfg.max_epochs=10')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank

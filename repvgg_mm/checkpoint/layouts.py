@@ -173,7 +173,8 @@ def find_fused_keys(state: Mapping[str, Tensor]) -> List[str]:
 
 
 def parse_state_dict(state: Mapping[str, Tensor], layout: Layout) -> ParsedState:
-    """Read ``state`` (``module.`` already stripped) as ``layout``; unknown keys go to ``unmatched``.
+    """Read ``state`` (``module.`` already stripped) as ``layout``; unknown keys go to
+    ``unmatched``.
 
     Backbone keys may carry ``backbone.`` (classifier files); if any key does, every other key must
     be the head's.

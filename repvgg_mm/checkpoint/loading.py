@@ -12,13 +12,15 @@ from .reader import read_weights
 
 
 def load_state_dict_strict(module: nn.Module, state: Dict[str, Tensor], source: str = '') -> None:
-    """``load_state_dict(strict=True)`` with a readable list of missing/unexpected/mismatched keys."""
+    """``load_state_dict(strict=True)`` with a readable list of missing/unexpected/mismatched
+    keys."""
     own = module.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
     mismatched = {k for k in set(own) & set(state) if own[k].shape != state[k].shape}
     problems = [f'{len(keys)} {what}: {format_keys(keys)}' for what, keys in (
-        ('missing', missing), ('unexpected', unexpected), ('with another shape', mismatched)) if keys]
+        ('missing', missing), ('unexpected', unexpected), ('with another shape', mismatched))
+        if keys]
     if problems:
         raise CheckpointError(f'weights {source} do not fit {type(module).__name__}; '
                               + '; '.join(problems))

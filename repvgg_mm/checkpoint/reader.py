@@ -2,7 +2,8 @@
 load_from/resume, the converters, export, inference) goes through :func:`read_weights`.
 
 Files read: ``.safetensors`` (timm's hub files) and torch files loaded with
-:func:`~repvgg_mm.checkpoint.safe_load.safe_load` (never with pickle's full power): flat state dicts,
+:func:`~repvgg_mm.checkpoint.safe_load.safe_load` (never with pickle's full power): flat state
+dicts,
 DistributedDataParallel files (``module.`` keys), Runner files (``state_dict`` + ``meta`` +
 optimizer etc.) and files with ``model`` as the weights entry.
 
@@ -60,7 +61,8 @@ class _EmaCopy:
 
 
 def _tensors(entry) -> Dict[str, Tensor]:
-    return {k: v for k, v in entry.items() if isinstance(v, Tensor)} if isinstance(entry, dict) else {}
+    return ({k: v for k, v in entry.items() if isinstance(v, Tensor)} if isinstance(entry, dict)
+            else {})
 
 
 def _split_embedded_ema(state: Dict[str, Tensor]) -> Tuple[Dict[str, Tensor], Optional[_EmaCopy]]:
@@ -106,9 +108,10 @@ def select_weights(checkpoint, weights: str = 'auto', source: str = 'the checkpo
     if weights not in WEIGHT_CHOICES:
         raise ValueError(f'weights must be one of {WEIGHT_CHOICES}, got {weights!r}')
     if not isinstance(checkpoint, dict):
-        raise CheckpointError(f'{source} is not a checkpoint: it holds a {type(checkpoint).__name__}, '
-                              'not a dict of weights')
-    main_entry = next((k for k in ('state_dict', 'model') if isinstance(checkpoint.get(k), dict)), None)
+        raise CheckpointError(f'{source} is not a checkpoint: it holds a '
+                              f'{type(checkpoint).__name__}, not a dict of weights')
+    main_entry = next((k for k in ('state_dict', 'model') if isinstance(checkpoint.get(k), dict)),
+                      None)
     main = _tensors(checkpoint[main_entry] if main_entry else checkpoint)
     if not main:
         raise CheckpointError(f'{source} holds no weights (no tensors at the top level or under '
@@ -128,7 +131,8 @@ def select_weights(checkpoint, weights: str = 'auto', source: str = 'the checkpo
                               f'{", ".join(EMA_ENTRIES)} and EMA-prefixed keys)')
     elif (weights == 'ema') == ema.swapped:
         state = main
-        selected = f'{main_name} ({"EMA average" if ema.swapped else "raw weights"} beside {ema.source})'
+        selected = (f'{main_name} ({"EMA average" if ema.swapped else "raw weights"} '
+                    f'beside {ema.source})')
     else:
         state = ema.state
         selected = f'{ema.source} ({"raw weights" if ema.swapped else "EMA average"})'

@@ -1,5 +1,15 @@
-"""Safe (``weights_only``) checkpoint loading with the globals mmengine's Runner files need."""
+"""Safe checkpoint loading: torch's weights-only unpickler, always, whatever the environment says.
+
+``weights_only=True`` is passed explicitly, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` does not
+override (that variable only changes torch's default). Only tensors, plain containers and the
+allow-listed types of :mod:`repvgg_mm.utils.safe_globals` (mmengine's Runner files) load; anything
+else, e.g. a pickled function call, refuses the file as untrusted. Every failure is a one-line
+:class:`~repvgg_mm.utils.errors.CheckpointError` saying what is wrong with the file.
+"""
 import os
+import pickle
+import re
+import zipfile
 from typing import Any
 
 import torch
@@ -7,15 +17,50 @@ import torch
 from repvgg_mm.utils.errors import CheckpointError
 from repvgg_mm.utils.safe_globals import register_safe_globals
 
+_ZIP_MAGIC = b'PK\x03\x04'
+_PICKLE_PROTOCOL_BYTE = 0x80
+# torch's refusal starts by suggesting weights_only=False (exactly what must not be done with a
+# stranger's file); what was blocked follows in a later paragraph.
+_SUGGESTION = re.compile(r'weights.only load failed|re-running|weights_only|in pytorch 2\.6', re.I)
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise CheckpointError(f'checkpoint not found: {path}')
+    if os.path.isdir(path):
+        raise CheckpointError(f'checkpoint {path} is a folder, not a file')
+    if not os.access(path, os.R_OK):
+        raise CheckpointError(f'checkpoint {path} is not readable (permission denied)')
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f'checkpoint {path} is empty')
+    with open(path, 'rb') as handle:
+        head = handle.read(4)
+    if head != _ZIP_MAGIC and head[0] != _PICKLE_PROTOCOL_BYTE:
+        raise CheckpointError(f'{path} is not a PyTorch checkpoint (neither a zip archive nor a '
+                              'pickle)')
+    if head == _ZIP_MAGIC and not zipfile.is_zipfile(path):
+        raise CheckpointError(f'{path} is truncated or corrupt (an incomplete zip archive)')
+
+
+def _reason(exc: BaseException) -> str:
+    """The part of an unpickling error that says what was wrong, in one line."""
+    paragraphs = [' '.join(p.split()) for p in str(exc).split('\n\n') if p.strip()]
+    useful = [p for p in paragraphs
+              if not _SUGGESTION.search(p) and not p.startswith('Check the documentation')]
+    text = useful[0] if useful else (paragraphs[0] if paragraphs else '')
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+
 
 def safe_load(path: str, map_location: Any = 'cpu') -> Any:
-    """Load a checkpoint with torch's safe unpickler; raise :class:`CheckpointError` on any failure."""
+    """Load a checkpoint with torch's weights-only unpickler; raise :class:`CheckpointError` on any
+    failure (missing, empty, not a checkpoint, truncated, untrusted content)."""
     register_safe_globals()
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found: {path}')
+    _check_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling error means "not a usable checkpoint"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f'cannot load {path} as a checkpoint with safe loading: {reason}') from exc
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f'refusing {path} as untrusted: it holds more than weights and '
+                              f'allow-listed types ({_reason(exc)})') from exc
+    except Exception as exc:  # truncated archives, corrupt records, wrong formats
+        raise CheckpointError(f'{path} is truncated or corrupt ({_reason(exc)})') from exc

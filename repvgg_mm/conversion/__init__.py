@@ -1,4 +1,5 @@
-"""Conversions with proof: whole models to their fused deploy form, and checkpoint layouts to ours."""
+"""Conversions with proof: whole models to their fused deploy form, and checkpoint layouts to
+ours."""
 from .arch_inference import check_fits_arch, infer_arch
 from .checkpoint_file import ConversionSummary, convert_checkpoint_file
 from .deploy_config import deploy_config

@@ -32,14 +32,16 @@ def _shapes(state: Mapping[str, Tensor]) -> Dict[str, Tuple[int, ...]]:
 
 
 def build_backbone(arch, deploy: bool, device='cpu'):
-    """A :class:`~repvgg_mm.models.RepVGG` of ``arch`` (``device='meta'``: shapes only, no memory)."""
+    """A :class:`~repvgg_mm.models.RepVGG` of ``arch`` (``device='meta'``: shapes only, no
+    memory)."""
     with torch.device(device):
         return RepVGG(arch, deploy=deploy)
 
 
 def infer_arch(state: Mapping[str, Tensor]) -> Optional[str]:
-    """Name of the standard arch (``A0`` ... ``D2se``) whose backbone has exactly the keys and shapes
-    of ``state`` (our backbone layout, training-time or fused), or None for any other structure."""
+    """Name of the standard arch (``A0`` ... ``D2se``) whose backbone has exactly the keys and
+    shapes of ``state`` (our backbone layout, training-time or fused), or None for any other
+    structure."""
     shapes = _shapes(state)
     deploy = any('.branch_fused.' in key for key in shapes)
     depths = _stage_depths(shapes)

@@ -1,4 +1,5 @@
-"""Convert a RepVGG checkpoint file of any known layout into ours (tools/model_converters/convert_checkpoint.py)."""
+"""Convert a RepVGG checkpoint file of any known layout into ours
+(tools/model_converters/convert_checkpoint.py)."""
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -9,6 +10,9 @@ from repvgg_mm.utils.errors import CheckpointError
 from repvgg_mm.utils.fileio import atomic_torch_save
 
 from .arch_inference import check_fits_arch, infer_arch
+
+# The record this converter adds to the meta of the file it writes.
+LAYOUT_META_KEY = 'repvgg_mm_layout_conversion'
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,6 @@ def convert_checkpoint_file(src: str, dst: str, layout: str = 'auto', target: st
         arch = infer_arch(backbone)
     meta = dict(converted_from=parsed.layout.name, source=os.path.basename(src), target=target,
                 deploy=parsed.is_deploy, arch=arch)
-    atomic_torch_save({'state_dict': state, 'meta': {'repvgg_mm_conversion': meta}}, dst)
+    atomic_torch_save({'state_dict': state, 'meta': {LAYOUT_META_KEY: meta}}, dst)
     return ConversionSummary(parsed.layout.name, parsed.is_deploy, parsed.has_head, target, arch,
                              len(state))

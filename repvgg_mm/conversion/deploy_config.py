@@ -1,4 +1,5 @@
-"""The deploy variant of a config: ``deploy=True`` on every RepVGG module config, wherever nested."""
+"""The deploy variant of a config: ``deploy=True`` on every RepVGG module config, wherever
+nested."""
 import inspect
 from typing import List, Optional, Tuple
 
@@ -23,29 +24,42 @@ def _is_repvgg_module_type(type_, scope: Optional[str]) -> bool:
     return cls is not None and 'deploy' in inspect.signature(cls).parameters
 
 
-def _set_deploy(node, path: str, scope: Optional[str], flagged: List[str]) -> None:
+def _set_deploy(node, path: str, scope: Optional[str], flagged: List[str]) -> bool:
+    """Set ``deploy=True`` on every RepVGG module config under ``node``; return whether any."""
+    found = False
     if isinstance(node, dict):
         if 'type' in node and _is_repvgg_module_type(node['type'], scope):
             node['deploy'] = True
-            note = ''
+            notes = []
             init_cfg = node.get('init_cfg')
             if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
-                node['init_cfg'] = None  # training-time weights cannot load into the fused structure
-                note = ' (Pretrained init_cfg dropped)'
-            flagged.append((path or '<root>') + note)
+                node['init_cfg'] = None  # training-time weights cannot load into fused blocks
+                notes.append('Pretrained init_cfg dropped')
+            if node.get('pretrained'):
+                node['pretrained'] = None
+                notes.append('pretrained dropped')
+            flagged.append((path or '<root>') + (f' ({", ".join(notes)})' if notes else ''))
+            found = True
         for key, value in node.items():
-            _set_deploy(value, f'{path}.{key}' if path else str(key), scope, flagged)
+            found |= _set_deploy(value, f'{path}.{key}' if path else str(key), scope, flagged)
+        # mmseg's segmentors copy their own `pretrained` into the backbone (as init_cfg)
+        if found and node.get('pretrained') and isinstance(node.get('backbone'), dict) \
+                and node['backbone'].get('deploy'):
+            node['pretrained'] = None
+            flagged.append(f'{path or "<root>"}.pretrained (dropped)')
     elif isinstance(node, (list, tuple)):
         for index, value in enumerate(node):
-            _set_deploy(value, f'{path}[{index}]', scope, flagged)
+            found |= _set_deploy(value, f'{path}[{index}]', scope, flagged)
+    return found
 
 
 def deploy_config(cfg: Config) -> Tuple[Config, List[str]]:
     """A copy of ``cfg`` with ``deploy=True`` on every RepVGG module config, wherever it is nested.
 
-    Their ``Pretrained`` init_cfg is dropped (the deploy checkpoint carries all weights). Returns the
-    new config and the dotted paths of the changed entries (e.g. ``model.backbone``, with a note
-    where an init_cfg was dropped).
+    Their ``Pretrained`` init_cfg and ``pretrained`` (also mmseg's segmentor-level ``pretrained``,
+    which mmseg copies into the backbone) are dropped: the deploy checkpoint carries all weights.
+    Returns the new config and the dotted paths of the changed entries (e.g. ``model.backbone``,
+    with a note where something was dropped).
     """
     setup_codebase(cfg)
     cfg_dict = cfg.to_dict()

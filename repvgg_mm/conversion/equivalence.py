@@ -26,7 +26,8 @@ PROBE_SIZE = 16  # spatial size of the probe input for blocks the sample does no
 
 @dataclass
 class BlockCheck:
-    """One call of a fused block compared with its training-time twin (``call=-1``: probed alone)."""
+    """One call of a fused block compared with its training-time twin (``call=-1``: probed
+    alone)."""
     name: str
     call: int
     diff: Difference
@@ -59,11 +60,12 @@ class EquivalenceReport:
                f'(abs {self.outputs.max_abs:.3g})')
         if block is not None:
             where = 'probed alone' if block.call < 0 else f'call {block.call}'
-            return (f'fused model deviates beyond tolerance {self.tolerance:g}: first diverging block '
-                    f'{block.name!r} ({where}) differs by max rel {block.diff.max_rel:.3g} '
+            return (f'fused model deviates beyond tolerance {self.tolerance:g}: first diverging '
+                    f'block {block.name!r} ({where}) differs by max rel {block.diff.max_rel:.3g} '
                     f'(abs {block.diff.max_abs:.3g}); {net}')
         worst = self.worst_block()
-        worst_text = f'; largest block error {worst.diff.max_rel:.3g} in {worst.name!r}' if worst else ''
+        worst_text = (f'; largest block error {worst.diff.max_rel:.3g} in {worst.name!r}'
+                      if worst else '')
         return (f'fused model deviates beyond tolerance {self.tolerance:g}: {net}, although every '
                 f'RepVGG block agrees{worst_text}; the difference arises outside the blocks')
 
@@ -84,7 +86,8 @@ def make_sample(model: nn.Module, spatial_shape: Sequence[int] = (128, 128), bat
 
 
 def _is_two_stage(model: nn.Module) -> bool:
-    return getattr(model, 'rpn_head', None) is not None and getattr(model, 'roi_head', None) is not None
+    return (getattr(model, 'rpn_head', None) is not None
+            and getattr(model, 'roi_head', None) is not None)
 
 
 def _detection_samples(inputs: Tensor) -> list:
@@ -98,7 +101,8 @@ def _detection_samples(inputs: Tensor) -> list:
 def network_outputs(model: nn.Module, inputs: Tensor, proposals=None) -> list:
     """Raw outputs of a network, no post-processing.
 
-    OpenMMLab models: ``extract_feat`` plus ``forward(mode='tensor')``. Two-stage detectors: features,
+    OpenMMLab models: ``extract_feat`` plus ``forward(mode='tensor')``. Two-stage detectors:
+    features,
     RPN outputs and RoI-head outputs for the given ``proposals`` (shared by both models, so that no
     NMS decision can differ between them).
     """
@@ -151,18 +155,22 @@ def check_equivalence(train_model: nn.Module, deploy_model: nn.Module, sample: T
         ref_out = network_outputs(reference, sample, proposals)
     finally:
         recorder.remove()
-    outputs = outputs_difference(ref_out, network_outputs(fused, sample, proposals))
 
+    # Blocks first, in execution order: a NaN or a divergence is named where it starts.
     fused_blocks = dict(iter_repvgg_blocks(fused))
     checks, calls_per_block = [], {}
     for name, block_in, block_out in recorder.calls:
         call = calls_per_block[name] = calls_per_block.get(name, -1) + 1
-        checks.append(BlockCheck(name, call, tensor_difference(block_out, fused_blocks[name](block_in))))
+        checks.append(BlockCheck(name, call, tensor_difference(
+            block_out, fused_blocks[name](block_in), f'output of RepVGG block {name!r}')))
     generator = torch.Generator().manual_seed(seed)
     for name, block in recorder.blocks.items():
         if name not in calls_per_block:  # e.g. an auxiliary head that inference skips
             probe = torch.randn(1, block.in_channels, PROBE_SIZE, PROBE_SIZE, generator=generator)
-            checks.append(BlockCheck(name, -1, tensor_difference(block(probe), fused_blocks[name](probe))))
+            checks.append(BlockCheck(name, -1, tensor_difference(
+                block(probe), fused_blocks[name](probe), f'output of RepVGG block {name!r}')))
+    outputs = outputs_difference(ref_out, network_outputs(fused, sample, proposals),
+                                 'network output')
     return EquivalenceReport(outputs, checks, tolerance, tuple(sample.shape))
 
 
@@ -174,7 +182,8 @@ def assert_equivalent(report: EquivalenceReport) -> None:
 
 def check_untouched_tensors(source: Dict[str, Tensor], converted: Dict[str, Tensor],
                             fused_blocks: Sequence[str]) -> int:
-    """Prove that only the fused blocks changed: every other tensor is bit-identical, no key is lost.
+    """Prove that only the fused blocks changed: every other tensor is bit-identical, no key is
+    lost.
 
     Returns the number of tensors compared. ``source``: the checkpoint's weights; ``converted``: the
     deploy model's state dict; ``fused_blocks``: module names of the fused blocks.

@@ -31,9 +31,10 @@ from repvgg_mm.models.utils import (
     iter_repvgg_blocks,
     training_time_blocks,
 )
+from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.config import build_model, config_from_text, config_scope, load_config
 from repvgg_mm.utils.errors import CheckpointError, ConversionError
-from repvgg_mm.utils.fileio import atomic_torch_save, atomic_write_all
+from repvgg_mm.utils.fileio import atomic_torch_save, atomic_write_all, remove_stale_temps
 from repvgg_mm.version import __version__
 
 from .deploy_config import deploy_config
@@ -48,7 +49,8 @@ from .equivalence import (
 
 DEFAULT_SAMPLE_SHAPE = (128, 128)
 DEPLOY_SUFFIX = '_deploy'
-CONVERSION_META_KEY = 'repvgg_mm_conversion'
+# The record this converter adds to the checkpoint's meta (the layout converter writes its own).
+FUSION_META_KEY = 'repvgg_mm_fusion'
 
 
 @dataclass
@@ -88,7 +90,7 @@ def _same_file(a: str, b: str) -> bool:
 def check_output_location(inputs: Sequence[str], out_dir: str, outputs: Sequence[str],
                           force: bool = False) -> None:
     """Refuse an OUT_DIR that is (or lies inside) a file, would overwrite an input, or is not empty
-    (unless ``force``)."""
+    (unless ``force``). Temporary files left by a killed earlier run are removed first."""
     existing = os.path.abspath(out_dir)
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
@@ -102,27 +104,27 @@ def check_output_location(inputs: Sequence[str], out_dir: str, outputs: Sequence
             if _same_file(output, path):
                 raise ConversionError(f'writing {output} would overwrite the input {path}; '
                                       'choose another OUT_DIR')
+    remove_stale_temps(out_dir)
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
         raise ConversionError(f'OUT_DIR {out_dir} exists and is not empty; pass --force to write '
                               'into it')
 
 
 def read_training_checkpoint(path: str, weights: str = 'auto') -> Weights:
-    """Read ``path`` through the one reader and pick the weights to convert; refuse files that are
-    fused already."""
+    """Read ``path`` through the one reader and pick the weights to convert; refuse non-finite
+    weights and files that are fused already (decided from the weights, whatever wrote them)."""
     weights_ = read_weights(path, weights)
+    check_finite(weights_.state, path)
     fused = find_fused_keys(weights_.state)
     if fused:
         raise CheckpointError(f'{path} is already fused (deploy-time keys such as {fused[0]!r}); '
                               'it needs no conversion and is never fused twice')
-    if CONVERSION_META_KEY in weights_.meta:
-        raise CheckpointError(f'{path} was written by the whole-model converter already; '
-                              'it is never fused twice')
     return weights_
 
 
 def _training_model(cfg: Config, config: str, checkpoint: str, state: Dict[str, Tensor]):
-    """Build the config's model, check it has training-time RepVGG blocks, load ``state`` strictly."""
+    """Build the config's model, check it has training-time RepVGG blocks, load ``state``
+    strictly."""
     model = build_model(cfg)
     todo = training_time_blocks(model)
     if not any(True for _ in iter_repvgg_blocks(model)):
@@ -212,7 +214,7 @@ def convert_whole_model(config: str, checkpoint: str, *, cfg_options: Optional[d
         params_before=count_parameters(train_model), params_after=count_parameters(deploy_model),
         untouched_tensors=untouched, tolerance=tolerance, module_prefix=module_prefix,
         **_verification_record(report, seed))
-    meta = dict(source.meta, **{CONVERSION_META_KEY: record})
+    meta = dict(source.meta, **{FUSION_META_KEY: record})
     state = dict(deploy_state)
     return ConversionResult(deploy_cfg, add_ddp_prefix(state) if module_prefix else state,
                             meta, record, report)
@@ -265,9 +267,11 @@ def summary_lines(result: ConversionResult) -> List[str]:
 
 def whole_model_convert(train_model: nn.Module, deploy_model: nn.Module,
                         save_path: Optional[str] = None) -> nn.Module:
-    """Copy all weights of ``train_model`` into the already built ``deploy_model``, fusing RepVGG blocks.
+    """Copy all weights of ``train_model`` into the already built ``deploy_model``, fusing
+    RepVGG blocks.
 
-    ``deploy_model`` must be the same network built with ``deploy=True`` on its RepVGG modules: it is
+    ``deploy_model`` must be the same network built with ``deploy=True`` on its RepVGG modules: it
+    is
     loaded strictly (a readable error lists missing/unexpected/mismatched keys). Every other tensor
     is copied unchanged. ``save_path``: also save ``deploy_model``'s state dict there (atomically).
     """
@@ -275,8 +279,8 @@ def whole_model_convert(train_model: nn.Module, deploy_model: nn.Module,
     try:
         load_state_dict_strict(deploy_model, state, source='of the fused training-time model')
     except CheckpointError as exc:
-        raise ConversionError(f'the deploy model does not match the fused training-time model: {exc}'
-                              ) from exc
+        raise ConversionError('the deploy model does not match the fused training-time model: '
+                              f'{exc}') from exc
     if save_path is not None:
         atomic_torch_save(deploy_model.state_dict(), save_path)
     return deploy_model

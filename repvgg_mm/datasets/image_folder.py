@@ -10,7 +10,7 @@ from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
 from repvgg_mm.registry import DATASETS
-from repvgg_mm.utils.errors import MissingInputError
+from repvgg_mm.utils.errors import MissingInputError, UserError, first_line
 
 from .transforms import build_transforms
 
@@ -109,8 +109,11 @@ class ImageFolderDataset(BaseDataset):
 
     def prepare_data(self, idx: int) -> dict:
         info = self.get_data_info(idx)
-        with Image.open(info['img_path']) as image:
-            image = image.convert('RGB')
+        try:
+            with Image.open(info['img_path']) as image:
+                image = image.convert('RGB')
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL's errors for corrupt files
+            raise UserError(f"cannot read image {info['img_path']}: {first_line(exc)}") from exc
         ori_shape = (image.height, image.width)
         inputs = to_uint8_chw(self.transform(image))
         sample = BaseDataElement(metainfo=dict(img_path=info['img_path'],

@@ -1,6 +1,7 @@
 """Ways to run an inference model faster on a CPU with stock PyTorch, and a chooser between them.
 
-Every variant takes an eval-mode ``nn.Module`` and an example input and returns a callable that takes
+Every variant takes an eval-mode ``nn.Module`` and an example input and returns a callable that
+takes
 an input like the example (other batch sizes allowed) and returns what the model returns. Variants:
 
 - ``eager``: the module itself (run it under ``torch.inference_mode``).
@@ -9,7 +10,8 @@ an input like the example (other batch sizes allowed) and returns what the model
   (folds BN into convs, fuses conv+ReLU into oneDNN post-ops, pre-packs weights).
 - ``fx_mkldnn``: ``torch.fx.experimental.optimization.optimize_for_inference`` (conv-BN folding and
   oneDNN layout conversion on an FX graph).
-- ``compile``: ``torch.compile`` (inductor, C++ codegen) with weight freezing, which pre-packs oneDNN
+- ``compile``: ``torch.compile`` (inductor, C++ codegen) with weight freezing, which pre-packs
+oneDNN
   weights and fuses conv+ReLU; compiling costs tens of seconds on 2 cores.
 """
 import copy
@@ -101,7 +103,8 @@ DEFAULT_CPU_VARIANT = 'jit_freeze'
 
 def optimize_for_cpu(model: nn.Module, example: Tensor, variant: str = DEFAULT_CPU_VARIANT
                      ) -> CpuRunner:
-    """Return a faster CPU runner of ``model`` (put in eval mode) for inputs shaped like ``example``.
+    """Return a faster CPU runner of ``model`` (put in eval mode) for inputs shaped like
+    ``example``.
 
     ``variant`` is one of :data:`CPU_VARIANTS`; the default is the one that measured fastest here.
     Call the result under ``torch.inference_mode()`` or ``torch.no_grad()``.

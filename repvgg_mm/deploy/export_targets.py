@@ -21,6 +21,7 @@ from torch import nn
 from repvgg_mm.checkpoint import find_fused_keys, load_state_dict_strict, read_weights
 from repvgg_mm.models import arch_channels
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
 
 from .onnx_export import ExportAdapter
@@ -146,6 +147,7 @@ def load_weights(model: nn.Module, checkpoint: str, logger: MMLogger) -> nn.Modu
     """Load ``checkpoint`` strictly; a file with fused keys first turns the model into its fused
     structure so its keys line up."""
     state = read_weights(checkpoint).state
+    check_finite(state, f'the weights of {checkpoint}')
     if find_fused_keys(state):
         logger.info(f'{checkpoint} holds fused RepVGG weights; fusing the model structure first')
         model = fuse_repvgg_blocks(model, do_copy=False)
@@ -165,6 +167,7 @@ def build_export_target(what: str, arch='A0', config: Optional[str] = None,
     else:
         randomize_bn_(model, torch.Generator().manual_seed(seed))
     fused = fuse_repvgg_blocks(model.eval()).eval()
+    check_finite(fused.state_dict(), 'the fused model')
     size = tuple(input_size) if input_size else DEFAULT_SIZES[what]
     height, width = (size[0], size[0]) if len(size) == 1 else size
     return ExportTarget(name, ExportAdapter(fused, ENTRIES[what]), (3, height, width))

@@ -107,7 +107,8 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
                 logger: Optional[MMLogger] = None) -> str:
     """Export eval-mode ``model`` to ``path`` (atomically) with a dynamic batch axis.
 
-    ``exporter='auto'`` tries the TorchScript exporter (``dynamo=False``) first and falls back to the
+    ``exporter='auto'`` tries the TorchScript exporter (``dynamo=False``) first and falls back to
+    the
     torch.export-based one. Returns the exporter that wrote the file.
     """
     if exporter not in EXPORTERS:
@@ -148,7 +149,8 @@ def compare_with_onnxruntime(path: str, model: nn.Module, inputs: Tensor) -> Tup
     for ref, out in zip(expected, actual):
         if tuple(ref.shape) != tuple(out.shape):
             raise ValueError(f'output shape {tuple(out.shape)} != PyTorch {tuple(ref.shape)}')
-        diff = max(diff, tensor_difference(ref, torch.from_numpy(np.asarray(out))).max_abs)
+        diff = max(diff, tensor_difference(ref, torch.from_numpy(np.asarray(out)),
+                                           'ONNX Runtime output').max_abs)
         scale = max(scale, float(ref.abs().max()))
     return diff, scale
 
@@ -249,7 +251,8 @@ def export_and_check(name: str, model: nn.Module, input_shape: Sequence[int], pa
                      seed: int = 0, logger: Optional[MMLogger] = None) -> ExportReport:
     """Export fused ``model`` at ``export_batch`` and check it with onnxruntime at ``check_batch``.
 
-    The check passes when ``max |onnx - torch| <= atol + rtol * max |torch|`` (relative to the output
+    The check passes when ``max |onnx - torch| <= atol + rtol * max |torch|`` (relative to the
+    output
     scale: logits of models with random BN statistics reach 1e4) and the graph has one conv per
     fused RepVGG block plus the convs outside the blocks.
     """

@@ -93,7 +93,8 @@ def quantize_ptq(model: nn.Module, calibration_batches: Iterable[Tensor],
 
 
 def fused_convs(model: nn.Module) -> List[Tuple[nn.Module, nn.Conv2d]]:
-    """``(block, conv)`` for every fused RepVGG block whose ``branch_fused`` is still a bare conv."""
+    """``(block, conv)`` for every fused RepVGG block whose ``branch_fused`` is still a bare
+    conv."""
     check_fused(model)
     return [(block, block.branch_fused) for _, block in iter_repvgg_blocks(model)
             if isinstance(block.branch_fused, nn.Conv2d)]
@@ -153,7 +154,8 @@ def identity_bn(mean: Tensor, var: Tensor, eps: float = 1e-5) -> nn.BatchNorm2d:
 @torch.no_grad()
 def insert_bn_after_fused_convs(model: nn.Module, batches: Iterable[Tensor], eps: float = 1e-5,
                                 do_copy: bool = True) -> nn.Module:
-    """Return ``model`` (a deep copy unless ``do_copy=False``) with ``conv -> BN`` in every fused block.
+    """Return ``model`` (a deep copy unless ``do_copy=False``) with ``conv -> BN`` in every fused
+    block.
 
     The BNs are initialised from the convs' output statistics over ``batches`` (see
     :func:`identity_bn`), so eval-mode outputs do not change. ``branch_fused`` becomes
@@ -173,7 +175,8 @@ def insert_bn_after_fused_convs(model: nn.Module, batches: Iterable[Tensor], eps
 
 @torch.no_grad()
 def fold_inserted_bn(model: nn.Module, do_copy: bool = True) -> nn.Module:
-    """Undo :func:`insert_bn_after_fused_convs` by folding each BN into its conv (eval-mode math)."""
+    """Undo :func:`insert_bn_after_fused_convs` by folding each BN into its conv (eval-mode
+    math)."""
     if do_copy:
         model = copy.deepcopy(model)
     for _, block in iter_repvgg_blocks(model):

@@ -1,7 +1,7 @@
 """Runner hooks: fuse RepVGG blocks before testing."""
 from mmengine.hooks import Hook
 
-from repvgg_mm.models.utils import fuse_repvgg_blocks, iter_repvgg_blocks
+from repvgg_mm.models.utils import check_fusable, fuse_repvgg_blocks, iter_repvgg_blocks
 from repvgg_mm.registry import HOOKS
 from repvgg_mm.utils.errors import UserError
 
@@ -23,5 +23,6 @@ class RepVGGFuseHook(Hook):
         num_blocks = len(list(iter_repvgg_blocks(model)))
         if num_blocks == 0:
             raise UserError('RepVGGFuseHook: the model has no RepVGG blocks to fuse')
+        check_fusable(model)  # a GroupNorm/LayerNorm block: one line naming it
         fuse_repvgg_blocks(model, do_copy=False)
         runner.logger.info(f'fused {num_blocks} RepVGG blocks into single 3x3 convs for testing')

@@ -7,15 +7,18 @@ reader and loads them strictly.
 """
 import copy
 import logging
+import os
 import os.path as osp
-from typing import Optional
+import tempfile
+from typing import Any, Callable, Optional
 
+import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from repvgg_mm.datasets.checks import check_config_inputs, check_data_root
 from repvgg_mm.utils.config import load_config, setup_codebase
-from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.errors import UserError, first_line
 from repvgg_mm.utils.fileio import write_json_atomic
 
 from .distributed import adapt_to_cpu
@@ -69,12 +72,16 @@ def set_resume(cfg: Config, resume: Optional[str]) -> None:
 
 
 def fix_dataloader_workers(cfg: Config) -> None:
-    """``persistent_workers`` is invalid with ``num_workers=0`` in PyTorch; drop it there."""
+    """``persistent_workers`` is invalid with ``num_workers=0`` in PyTorch, and ``pin_memory``
+    does nothing without an accelerator (torch warns on every loader): drop them there."""
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(key)
-        if isinstance(loader, dict) and loader.get('num_workers', 0) == 0 \
-                and loader.get('persistent_workers'):
+        if not isinstance(loader, dict):
+            continue
+        if loader.get('num_workers', 0) == 0 and loader.get('persistent_workers'):
             loader.persistent_workers = False
+        if loader.get('pin_memory') and not torch.cuda.is_available():
+            loader.pin_memory = False
 
 
 def add_custom_hook(cfg: Config, hook: dict) -> None:
@@ -82,13 +89,41 @@ def add_custom_hook(cfg: Config, hook: dict) -> None:
 
 
 def build_runner(cfg: Config) -> RepVGGRunner:
-    """A :class:`RepVGGRunner` for ``cfg`` (a config's own ``runner_type`` is refused: its checkpoint
-    loading would bypass the safe reader)."""
+    """A :class:`RepVGGRunner` for ``cfg`` (a config's own ``runner_type`` is refused: its
+    checkpoint loading would bypass the safe reader)."""
     if cfg.get('runner_type') not in (None, 'RepVGGRunner', 'repvgg_mm.RepVGGRunner'):
         raise UserError(f'runner_type={cfg.runner_type!r} is not supported by the repvgg_mm tools '
                         '(they load checkpoints through repvgg_mm.RepVGGRunner)')
     adapt_to_cpu(cfg)  # no CUDA: gloo, CPU DDP, SyncBN -> BN (repvgg_mm/engine/distributed.py)
-    return RepVGGRunner.from_cfg(cfg)
+    check_work_dir(cfg.work_dir)
+    try:
+        return RepVGGRunner.from_cfg(cfg)
+    except (UserError, OSError):
+        raise
+    except Exception as exc:  # unknown types, bad arguments: a config mistake (--debug: traceback)
+        raise UserError(f'cannot build the runner from the config: {first_line(exc)}') from exc
+
+
+def check_work_dir(work_dir: str) -> None:
+    """Create ``work_dir`` and prove it is writable (read-only, immutable or under a file: one
+    line naming it)."""
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=work_dir):
+            pass
+    except OSError as exc:
+        raise UserError(f'work_dir {work_dir} is not a writable folder: {first_line(exc)}') from exc
+
+
+def run_loop(loop: Callable[[], Any]) -> Any:
+    """Run ``runner.train``/``runner.test``; an image the data pipeline cannot decode (mmcv's
+    LoadImageFromFile asserts) becomes a one-line error naming the file."""
+    try:
+        return loop()
+    except AssertionError as exc:
+        if 'failed to load image' in str(exc):
+            raise UserError(str(exc).strip().splitlines()[0]) from exc
+        raise
 
 
 def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
@@ -107,7 +142,7 @@ def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = N
     fix_dataloader_workers(cfg)
     check_config_inputs(cfg, ('train', 'val'))
     runner = build_runner(cfg)
-    return runner.train()
+    return run_loop(runner.train)
 
 
 def _trigger_visualization(cfg: Config, scope: str, show: bool, show_dir: Optional[str],
@@ -207,7 +242,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     runner = build_runner(cfg)
     if dump is not None:
         runner.test_evaluator.metrics.append(dump)
-    metrics = runner.test()
+    metrics = run_loop(runner.test)
     if out is not None and out_item == 'metrics' and _is_main_process():
         write_json_atomic(metrics, out)
     return metrics

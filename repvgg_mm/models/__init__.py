@@ -5,6 +5,7 @@ from .classifiers import ImageClassifier, custom_l2
 from .heads import LinearClsHead
 from .utils import fuse_repvgg_blocks, fused_state_dict, iter_repvgg_blocks, randomize_bn_
 
-__all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'PAPER_TABLE', 'ImageClassifier', 'LinearClsHead', 'RepVGG',
-           'RepVGGBlock', 'SqueezeExcitation', 'arch_channels', 'custom_l2', 'fuse_repvgg_blocks',
-           'fused_state_dict', 'iter_repvgg_blocks', 'randomize_bn_', 'resolve_arch']
+__all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'PAPER_TABLE', 'ImageClassifier', 'LinearClsHead',
+           'RepVGG', 'RepVGGBlock', 'SqueezeExcitation', 'arch_channels', 'custom_l2',
+           'fuse_repvgg_blocks', 'fused_state_dict', 'iter_repvgg_blocks', 'randomize_bn_',
+           'resolve_arch']

@@ -45,7 +45,8 @@ def make_case(tmp_path, name: str, cfg_dict: dict, checkpoint=None, seed: int = 
 
 
 def load_written(cfg_path: str, ckpt_path: str) -> nn.Module:
-    """Build the written deploy config and load the written checkpoint strictly ('module.' dropped)."""
+    """Build the written deploy config and load the written checkpoint strictly ('module.'
+    dropped)."""
     model = build_model(Config.fromfile(cfg_path))
     load_state_dict_strict(model, read_weights(ckpt_path).state, source=ckpt_path)
     return model.eval()
@@ -84,6 +85,6 @@ def convert_and_check(tmp_path, name, cfg_dict, checkpoint=None, **kwargs):
     assert rec['blocks_fused'] == len(list(iter_repvgg_blocks(train))) == 1 + sum(
         TINY_ARCH['num_blocks'])
     assert rec['params_after'] < rec['params_before'] and rec['max_rel_diff'] < 1e-4
-    assert read_weights(out_ckpt).meta['repvgg_mm_conversion']['deploy_config'] == \
+    assert read_weights(out_ckpt).meta['repvgg_mm_fusion']['deploy_config'] == \
         f'{name}_deploy.py'
     return train, deploy, result, out_cfg

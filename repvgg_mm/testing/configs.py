@@ -73,7 +73,8 @@ def faster_rcnn_cfg(norm='SyncBN', num_classes=3):
         roi_head=dict(
             type='StandardRoIHead',
             bbox_roi_extractor=dict(type='SingleRoIExtractor',
-                                    roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
+                                    roi_layer=dict(type='RoIAlign', output_size=7,
+                                                   sampling_ratio=0),
                                     out_channels=16, featmap_strides=[4, 8, 16, 32]),
             bbox_head=dict(type='Shared2FCBBoxHead', in_channels=16, fc_out_channels=32,
                            roi_feat_size=7, num_classes=num_classes,

@@ -1,4 +1,5 @@
-"""Layer-free helpers of repvgg_mm: errors, the CLI policy, atomic files, configs, comparison, timing."""
+"""Layer-free helpers of repvgg_mm: errors, the CLI policy, atomic files, configs, comparison,
+timing."""
 from .errors import (
                      EXIT_ERROR,
                      CheckpointError,

@@ -20,7 +20,8 @@ class LinearClassifierNet(nn.Module):
 
 
 def complexity(model: nn.Module, input_shape: Sequence[int] = (3, 224, 224)) -> Dict[str, float]:
-    """``{'params': count, 'flops': multiply-adds}`` of ``model`` for one input of ``input_shape``."""
+    """``{'params': count, 'flops': multiply-adds}`` of ``model`` for one input of
+    ``input_shape``."""
     param = next(model.parameters())
     inputs = torch.zeros((1, *input_shape), dtype=param.dtype, device=param.device)
     was_training = model.training

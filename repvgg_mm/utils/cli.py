@@ -13,9 +13,40 @@ import argparse
 import sys
 from typing import Callable, List, Optional
 
-from .errors import EXIT_ERROR, UserError, error_line
+from mmengine.config import DictAction
+
+from .errors import EXIT_ERROR, UserError, error_line, first_line
 
 ONE_LINE_ERRORS = (UserError, OSError)
+
+
+class ConfigOptions(DictAction):
+    """mmengine's ``--cfg-options KEY=VALUE ...`` parser with one-line errors.
+
+    mmengine's own action asserts on unbalanced brackets and keeps ``dict(...)`` or ``{...}`` values
+    as strings (a config then fails much later, or silently does the wrong thing); here any value it
+    cannot parse into a number, string, list or tuple is refused.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            key, sep, value = item.partition('=')
+            if not sep or not key:
+                raise UserError(f'--cfg-options takes KEY=VALUE pairs, got {item!r}')
+            if value.lstrip().startswith(('dict(', '{')):
+                raise UserError(f'--cfg-options {item!r}: dict values are not parsed; set each '
+                                f'field with its own key, e.g. {key}.type=...')
+            try:
+                super().__call__(parser, namespace, [item], option_string)
+            except Exception as exc:  # mmengine asserts on unbalanced brackets
+                raise UserError(f'cannot parse --cfg-options {item!r}: {first_line(exc)}') from exc
+
+
+def add_cfg_options(parser: argparse.ArgumentParser, example: str) -> None:
+    """The shared ``--cfg-options`` argument (``example``: a KEY=VALUE to show in the help)."""
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptions, default={},
+                        help=f'override config settings, e.g. {example} (lists: key="[a,b]" or '
+                             'key=a,b; nested keys with dots)')
 
 
 def tool_parser(description: str, **kwargs) -> argparse.ArgumentParser:

@@ -61,7 +61,8 @@ def _guess_scope(model_type: Any) -> Optional[str]:
 
 
 def config_scope(cfg: Config) -> Optional[str]:
-    """The registry scope the model builds in: ``default_scope``, else guessed from the model type."""
+    """The registry scope the model builds in: ``default_scope``, else guessed from the model
+    type."""
     return cfg.get('default_scope') or _guess_scope(cfg['model'].get('type'))
 
 
@@ -109,7 +110,8 @@ def _is_sync_bn(node: Any) -> bool:
 
 
 def replace_sync_bn(node: Any) -> Tuple[Any, int]:
-    """``node`` (a config or part of one) with every SyncBN norm config typed ``'BN'``; and how many.
+    """``node`` (a config or part of one) with every SyncBN norm config typed ``'BN'``; and how
+    many.
 
     The weights keep their names, so checkpoints move freely between the SyncBN and BN builds.
     """

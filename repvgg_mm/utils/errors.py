@@ -9,7 +9,8 @@ class UserError(Exception):
 
 
 class CheckpointError(UserError):
-    """A file that cannot be used as a checkpoint (missing, unreadable, untrusted, wrong content)."""
+    """A file that cannot be used as a checkpoint (missing, unreadable, untrusted, wrong
+    content)."""
 
 
 class ConversionError(UserError):
@@ -25,7 +26,8 @@ EXIT_ERROR = 2
 
 
 def first_line(exc: BaseException) -> str:
-    """``<Type>: <first line of the message>`` of a third-party exception (``<Type>`` alone if empty)."""
+    """``<Type>: <first line of the message>`` of a third-party exception (``<Type>`` alone if
+    empty)."""
     text = str(exc).strip()
     return f'{type(exc).__name__}: {text.splitlines()[0]}' if text else type(exc).__name__
 

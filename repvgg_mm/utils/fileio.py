@@ -1,11 +1,23 @@
-"""Atomic output files: write to a temporary file beside the target, then ``os.replace`` it."""
+"""Atomic output files: write to a temporary file beside the target, then ``os.replace`` it.
+
+Temporary files are named ``.<target name>.<pid>.<random>.tmp<ext>``: a process killed while
+writing (SIGKILL, power loss) leaves such a file behind, and :func:`remove_stale_temps` (run before
+every write) deletes those whose writing process is gone. A failed write (full disk, read-only
+folder, file size limit) is a one-line :class:`~repvgg_mm.utils.errors.UserError` naming the
+target, and leaves neither the temporary file nor a changed target.
+"""
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
 import torch
+
+from .errors import UserError, first_line
+
+_TEMP_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.tmp[^/]*$')
 
 
 def _umask() -> int:
@@ -14,29 +26,71 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> List[str]:
+    """Delete the temporary files of our naming in ``folder`` whose writer has died; return them."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        match = _TEMP_NAME.match(name)
+        if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
+            path = os.path.join(folder, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except FileNotFoundError:  # another run cleaned it first
+                pass
+    return removed
+
+
 def _temp_beside(path: str, suffix: str) -> str:
     folder, name = os.path.split(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.', suffix=f'.tmp{suffix}', dir=folder)
+    remove_stale_temps(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.{os.getpid()}.', suffix=f'.tmp{suffix}',
+                               dir=folder)
     os.close(fd)
     return tmp
+
+
+def _write_error(path: str, exc: BaseException) -> UserError:
+    reason = first_line(exc)
+    if 'file write failed' in reason or 'No space left' in reason or 'File too large' in reason:
+        reason += ' (disk full or file size limit?)'
+    return UserError(f'cannot write {path}: {reason}')
 
 
 def atomic_write_all(writers: Dict[str, Callable[[str], None]]) -> None:
     """Write several files all-or-nothing: each ``writer(tmp)`` fills a temporary file beside its
     target (same extension); only when all succeeded are they renamed onto the targets."""
     temps = {}
+    current = None
     try:
         for path, write in writers.items():
+            current = path
             temps[path] = _temp_beside(path, os.path.splitext(path)[1])
             write(temps[path])
             os.chmod(temps[path], 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
         for path, tmp in temps.items():
+            current = path
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         for tmp in temps.values():
             if os.path.exists(tmp):
                 os.remove(tmp)
+        # torch.save reports a full disk as a RuntimeError from its zip writer
+        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, UserError):
+            raise _write_error(current, exc) from exc
         raise
 
 
@@ -51,9 +105,11 @@ def atomic_output(path: str) -> Iterator[str]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
 
 

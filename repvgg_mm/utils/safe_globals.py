@@ -1,4 +1,5 @@
-"""Allow-list what mmengine's Runner checkpoints hold beyond tensors for torch's weights-only loader.
+"""Allow-list what mmengine's Runner checkpoints hold beyond tensors for torch's weights-only
+loader.
 
 Registered when ``repvgg_mm`` is imported, so that mmseg's/mmdet's stock scripts (which import us
 through ``custom_imports``) can read Runner checkpoints under torch>=2.6 too.
@@ -27,14 +28,17 @@ def _numpy_globals():
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """Stand-in for ``builtins.getattr`` while unpickling: only HistoryBuffer's statistics methods.
 
-    mmengine pickles ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'mean')`` etc.;
-    a general ``getattr`` would let a malicious file reach arbitrary methods, so nothing else passes.
+    mmengine pickles ``HistoryBuffer._statistics_methods`` as ``getattr(HistoryBuffer, 'mean')``
+    etc.;
+    a general ``getattr`` would let a malicious file reach arbitrary methods, so nothing else
+    passes.
     """
     from mmengine.logging import HistoryBuffer
     allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
     if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
-    raise pickle.UnpicklingError(f'refusing getattr({getattr(obj, "__name__", type(obj).__name__)}, '
+    raise pickle.UnpicklingError('refusing getattr('
+                                 f'{getattr(obj, "__name__", type(obj).__name__)}, '
                                  f'{name!r}) in a checkpoint')
 
 

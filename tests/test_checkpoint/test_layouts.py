@@ -18,7 +18,8 @@ from repvgg_mm.utils.errors import CheckpointError
 FOREIGN = ('original', 'timm', 'mmpretrain')
 
 # Digest (sha256 of the sorted 'key:shape' lines, first 16 hex digits) and size of the state dict
-# that the real code gives for TINY_ARCHS['grouped-se'] with a 10-class head, training-time and fused:
+# that the real code gives for TINY_ARCHS['grouped-se'] with a 10-class head, training-time and
+# fused:
 # DingXiaoH's repvgg.py as packaged in repvgg-pytorch 1.0.1 (RepVGG(..., use_se=True),
 # repvgg_model_convert) and mmpretrain 1.2.0 (ImageClassifier with its RepVGG and LinearClsHead,
 # backbone.switch_to_deploy()). Computed once with those packages installed aside.

@@ -90,4 +90,5 @@ def test_every_timm_repvgg_arch_has_our_keys_and_shapes(timm_name):
     converted, layout = convert_state_dict(state, target='classifier')
     arch = infer_arch({k[len('backbone.'):]: v for k, v in converted.items()
                        if k.startswith('backbone.')})
-    assert (layout, arch) == ('timm', {a.lower(): a for a in ARCH_NAMES}[timm_name[len('repvgg_'):]])
+    assert (layout, arch) == ('timm',
+                              {a.lower(): a for a in ARCH_NAMES}[timm_name[len('repvgg_'):]])

@@ -1,4 +1,5 @@
-"""tools/model_converters/convert_checkpoint.py end to end (subprocess) and its error paths (in process)."""
+"""tools/model_converters/convert_checkpoint.py end to end (subprocess) and its error paths
+(in process)."""
 import importlib.util
 import os
 import subprocess
@@ -9,11 +10,20 @@ import pytest
 import torch
 from mmengine.runner import load_checkpoint
 
-from repvgg_mm.checkpoint import export_state_dict
+from repvgg_mm.checkpoint import export_state_dict, safe_load
 from repvgg_mm.conversion.arch_inference import build_backbone, infer_arch
 from repvgg_mm.registry import MODELS
-from repvgg_mm.testing import NUM_CLASSES, TINY_ARCHS, WRAPPERS, classifier_state
+from repvgg_mm.testing import (
+    NUM_CLASSES,
+    TINY_ARCHS,
+    WRAPPERS,
+    classifier_cfg,
+    classifier_state,
+    load_written,
+    write_config,
+)
 from repvgg_mm.utils.cli import run_tool as run_cli
+from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.errors import EXIT_ERROR
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +100,7 @@ def test_error_paths_and_force(tool, tmp_path, random_classifier, capsys):
     torch.save({'conv1.weight': torch.ones(1), 'fc.weight': torch.ones(1)}, resnet)
     text.write_text('hello')
     cases = [([tmp_path / 'missing.pth', dst], 'checkpoint not found'),
-             ([text, dst], 'cannot load'),
+             ([text, dst], 'is not a PyTorch checkpoint'),
              ([resnet, dst], 'unknown checkpoint layout'),
              ([src, dst, '--layout', 'timm'], 'no key of the checkpoint fits the timm'),
              ([src, dst, '--target', 'classifier'], 'no complete classifier head'),
@@ -109,7 +119,7 @@ def test_error_paths_and_force(tool, tmp_path, random_classifier, capsys):
     out = capsys.readouterr().out
     assert 'mmpretrain layout, training-time blocks, without classifier head' in out
     assert f'wrote {len(backbone.state_dict())} tensors (backbone keys' in out
-    assert torch.load(dst)['meta']['repvgg_mm_conversion']['converted_from'] == 'mmpretrain'
+    assert torch.load(dst)['meta']['repvgg_mm_layout_conversion']['converted_from'] == 'mmpretrain'
 
 
 @pytest.mark.parametrize('arch,deploy', [('A0', False), ('B1g2', True), ('B1g4', False),
@@ -120,3 +130,31 @@ def test_infer_arch(arch, deploy):
 
 def test_infer_arch_custom():
     assert infer_arch(build_backbone(TINY_ARCHS['se'], False, device='meta').state_dict()) is None
+
+
+def test_original_file_to_fine_tune_config_to_whole_model_converter(tool, load_tool, tmp_path,
+                                                                    random_classifier, images,
+                                                                    capsys):
+    """The chain a user runs: an original-layout training file -> convert_checkpoint -> the
+    checkpoint of a fine-tuning config -> convert_whole_model. Each tool keeps its own record."""
+    backbone, head = random_classifier('grouped-se')
+    src, ours = tmp_path / 'RepVGG-tiny-train.pth', tmp_path / 'ours.pth'
+    torch.save(export_state_dict(classifier_state(backbone, head), 'original', 'classifier'), src)
+    assert run_cli(tool.main, [str(src), str(ours)]) == 0
+    cfg = write_config(classifier_cfg(arch=TINY_ARCHS['grouped-se'], num_classes=NUM_CLASSES),
+                       tmp_path / 'finetune.py')
+    converter = load_tool('convert_whole_model.py')
+    assert run_cli(converter.main, [cfg, str(ours), str(tmp_path / 'deploy')]) == 0, \
+        capsys.readouterr().err
+    written = safe_load(tmp_path / 'deploy' / 'ours_deploy.pth')
+    assert written['meta']['repvgg_mm_layout_conversion']['converted_from'] == 'original'
+    assert written['meta']['repvgg_mm_fusion']['blocks_fused'] == 8
+    deploy = load_written(str(tmp_path / 'deploy' / 'finetune_deploy.py'),
+                          str(tmp_path / 'deploy' / 'ours_deploy.pth'))
+    with torch.no_grad():
+        expected = head(backbone(images)[-1].mean((2, 3)))
+        assert max_relative_error(expected, deploy(images, mode='tensor')) < 1e-5
+    # a fused file stays refused, whichever tool wrote it: decided from the weights
+    assert run_cli(converter.main, [cfg, str(tmp_path / 'deploy' / 'ours_deploy.pth'),
+                                    str(tmp_path / 'again')]) == EXIT_ERROR
+    assert 'is already fused' in capsys.readouterr().err

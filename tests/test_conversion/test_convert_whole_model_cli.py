@@ -1,8 +1,10 @@
-"""tools/convert_whole_model.py: a run that writes exactly two files, and every bad input refused with
-a one-line error, a non-zero exit and no output (subprocesses of the real CLI, run at once)."""
+"""tools/convert_whole_model.py: a run that writes exactly two files, and every bad input refused
+with a one-line error, a non-zero exit and no output (subprocesses of the real CLI, run at
+once)."""
 import hashlib
 import importlib.util
 import os
+import subprocess
 import sys
 
 import pytest
@@ -81,7 +83,7 @@ def inputs(tmp_path_factory):
 # Run as real subprocesses (exit status, stderr); every other bad input runs main() in-process.
 BAD_INPUTS = {
     # name: (config, checkpoint, out_dir, extra args, expected words of the error)
-    'not a checkpoint': ('cfg', 'not_ckpt', 'tmp/o2', [], 'as a checkpoint with safe loading'),
+    'not a checkpoint': ('cfg', 'not_ckpt', 'tmp/o2', [], 'is not a PyTorch checkpoint'),
     'another size': ('cfg', 'other_size', 'tmp/o3', [], 'with another shape: head.fc.bias'),
     'already fused': ('cfg', 'fused', 'tmp/o5', [], 'is already fused'),
     'non-empty out dir': ('cfg', 'ckpt', 'full', [], 'not empty; pass --force'),
@@ -134,7 +136,7 @@ def test_good_run_writes_exactly_two_files(cli_runs, inputs):
         assert line in stdout
     ckpt = safe_load(str(folder / 'cls_deploy.pth'))
     assert all(k.startswith('module.') for k in ckpt['state_dict'])
-    assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['repvgg_mm_conversion']['sample_shape'] == [
+    assert ckpt['meta']['epoch'] == 3 and ckpt['meta']['repvgg_mm_fusion']['sample_shape'] == [
         1, 3, 48, 64]
     assert Config.fromfile(str(folder / 'cls_deploy.py')).model.backbone.deploy is True
 
@@ -153,7 +155,19 @@ IN_PROCESS_CASES = {
     'out dir is the checkpoint': 'is the input', 'out dir inside an input': 'lies inside the input',
     'deploy config': 'already builds fused', 'no EMA weights': 'holds no EMA weights',
     'above the tolerance': "first diverging block 'backbone.stem'",
+    'NaN weight': "'backbone.stage2.1.branch_1x1.conv.weight' holds NaN or infinity",
+    'negative running variance': "fused RepVGG block 'backbone.stage1.0': 'branch_fused.weight' "
+                                 'holds NaN or infinity',
 }
+
+
+def _broken_copy(inputs, tmp_path, key, value):
+    state = safe_load(inputs['ckpt'])
+    tensor = state['state_dict'][f'module.{key}']
+    tensor.view(-1)[0] = value
+    path = tmp_path / 'broken.pth'
+    torch.save(state, path)
+    return str(path)
 
 
 @pytest.mark.parametrize('case', sorted(IN_PROCESS_CASES))
@@ -180,6 +194,12 @@ def test_more_bad_inputs_in_process(inputs, capsys, case, tmp_path):
         cfg = write_config(deploy_cfg, tmp_path / 'd.py')
     elif case == 'no EMA weights':
         extra = ['--ema']
+    elif case == 'NaN weight':
+        ckpt = watched = _broken_copy(inputs, tmp_path, 'backbone.stage2.1.branch_1x1.conv.weight',
+                                      float('nan'))
+    elif case == 'negative running variance':
+        ckpt = watched = _broken_copy(inputs, tmp_path,
+                                      'backbone.stage1.0.branch_3x3.bn.running_var', -5.0)
     else:
         extra = ['--tolerance', '1e-12']
     before = digest(watched)
@@ -202,8 +222,21 @@ def test_cfg_options_reach_the_model(inputs, capsys, tmp_path):
     assert written.model.head.num_classes == 7
     assert written.load_from == str(tmp_path / 'o' / 'other_size_deploy.pth')
     ckpt = safe_load(str(tmp_path / 'o' / 'other_size_deploy.pth'))
-    record = ckpt['meta']['repvgg_mm_conversion']
+    record = ckpt['meta']['repvgg_mm_fusion']
     assert record['cfg_options'] == {'model.head.num_classes': 7} and record['verified'] is False
     assert not any(k.startswith('module.') for k in ckpt['state_dict'])
     assert len([k for k in ckpt['state_dict'] if k.endswith('branch_fused.weight')]) == len(
         list(iter_repvgg_blocks(trained_model(classifier_cfg()))))
+
+
+def test_rerun_after_a_killed_write_needs_no_force(inputs, capsys, tmp_path):
+    """A SIGKILLed conversion leaves a temporary file of our naming: the next run removes it."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale = out / f'.cls_deploy.pth.{dead.pid}.k2j4.tmp.pth'
+    stale.write_bytes(b'half a checkpoint')
+    code, _, err = run_main([inputs['cfg'], inputs['ckpt'], out, '--no-verify'], capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == ['cls_deploy.pth', 'cls_deploy.py']

@@ -118,7 +118,8 @@ def prepare_segmentor(tmp_path):
     train, deploy, result, deploy_cfg = convert_and_check(
         tmp_path, 'psp', cfg, checkpoint=lambda s: runner_checkpoint(s, ddp=True))
     written = Config.fromfile(deploy_cfg)
-    assert written.model.backbone.deploy is True and written.model.backbone.dilations == (1, 1, 2, 4)
+    assert (written.model.backbone.deploy is True
+            and written.model.backbone.dilations == (1, 1, 2, 4))
     assert written.model.decode_head.norm_cfg.type == 'SyncBN'  # the deploy config keeps SyncBN
     assert isinstance(deploy.decode_head.bottleneck.bn, nn.SyncBatchNorm)
     assert result.meta['epoch'] == 3 and not any(k.startswith('module.') for k in result.state_dict)
@@ -139,7 +140,8 @@ def prepare_detector(tmp_path):
     """RetinaNet trained with mmengine's EMAHook, its EMA weights converted; stock runs."""
     root = tmp_path / 'coco'
     coco_dataset(str(root))
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(64, 64), keep_ratio=True),
+    pipeline = [dict(type='LoadImageFromFile'),
+                dict(type='Resize', scale=(64, 64), keep_ratio=True),
                 dict(type='LoadAnnotations', with_bbox=True), dict(type='PackDetInputs')]
     dataset = dict(type='CocoDataset', data_root=str(root), ann_file='ann.json',
                    data_prefix=dict(img='images/'), metainfo=dict(classes=tuple('abc')),
@@ -169,7 +171,8 @@ def stock(tmp_path_factory):
     # The deploy runs come first: they start from a fresh interpreter, so the deploy configs'
     # custom_imports are what makes our modules available.
     argvs = [seg_runs[0], det_runs[0], *seg_runs[1:], *det_runs[1:]]
-    [(code, _, err)] = run_concurrently([[sys.executable, '-c', DRIVER, json.dumps(argvs)]], cwd=seg)
+    [(code, _, err)] = run_concurrently([[sys.executable, '-c', DRIVER, json.dumps(argvs)]],
+                                        cwd=seg)
     assert code == 0, f'a stock test.py failed: {err[-3000:]}'
     return dict(seg=seg, det=det)
 

@@ -28,7 +28,7 @@ from repvgg_mm.testing import (
     runner_checkpoint,
     trained_model,
 )
-from repvgg_mm.utils.compare import outputs_difference
+from repvgg_mm.utils.compare import NonFiniteError, outputs_difference
 from repvgg_mm.utils.config import build_model
 from repvgg_mm.utils.errors import CheckpointError, ConversionError
 
@@ -133,11 +133,14 @@ LAYOUT_CASES = {
     "nested under 'model'": (lambda s: dict(model=s, epoch=3), 'auto', 0),
     # mmengine EMAHook: 'state_dict' holds the average, 'ema_state_dict' the raw weights.
     'EMAHook auto': (lambda s: runner_checkpoint(s, ema_state_dict=dict(
-        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})), 'auto', 0),
+        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})),
+        'auto', 0),
     'EMAHook ema': (lambda s: runner_checkpoint(s, ema_state_dict=dict(
-        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})), 'ema', 0),
+        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})),
+        'ema', 0),
     'EMAHook raw': (lambda s: runner_checkpoint(s, ema_state_dict=dict(
-        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})), 'raw', 5),
+        steps=torch.tensor(9), **{'module.' + k: v for k, v in _shifted(s, 5).items()})),
+        'raw', 5),
     # timm / other trainers: a separate averaged copy.
     'timm ema': (lambda s: dict(state_dict=s, state_dict_ema=_shifted(s, 2)), 'ema', 2),
     'timm raw': (lambda s: dict(state_dict=s, state_dict_ema=_shifted(s, 2)), 'raw', 0),
@@ -200,3 +203,28 @@ def test_unscoped_nested_deploy_flags():
     assert flagged == ['model.parts[0]', 'model.parts[1].blocks[0] (Pretrained init_cfg dropped)']
     assert deploy_cfg.model.parts[1]['blocks'][0]['init_cfg'] is None
     assert 'deploy' not in deploy_cfg.model.other and 'deploy' not in deploy_cfg.model.conv
+
+
+def test_equivalence_refuses_nan_and_names_the_first_block():
+    """max(0.0, nan) is 0.0 in Python: a NaN must never pass the proof as 'max rel diff 0'."""
+    train = trained_model(classifier_cfg())
+    with torch.no_grad():
+        train.backbone.stage2[1].branch_3x3.conv.weight[0, 0, 1, 1] = float('nan')
+    fused = repvgg_model_convert(train)
+    sample = make_sample(train, SAMPLE)
+    with pytest.raises(NonFiniteError, match="output of RepVGG block 'backbone.stage2.1'"):
+        check_equivalence(train, fused, sample)
+
+
+def test_deploy_config_drops_pretrained_links():
+    """mmseg's segmentor-level `pretrained` (copied into the backbone by mmseg) and the backbone's
+    own would load training-time weights into fused blocks: both are dropped."""
+    cfg = Config(dict(default_scope='mmseg', model=dict(
+        type='EncoderDecoder', pretrained='in1k.pth',
+        backbone=dict(type='repvgg_mm.RepVGG', arch='A0', pretrained='other.pth'),
+        decode_head=dict(type='PSPHead', pretrained_like='kept'))))
+    deploy_cfg, flagged = deploy_config(cfg)
+    assert deploy_cfg.model.pretrained is None and deploy_cfg.model.backbone.pretrained is None
+    assert deploy_cfg.model.backbone.deploy is True
+    assert deploy_cfg.model.decode_head.pretrained_like == 'kept'
+    assert flagged == ['model.backbone (pretrained dropped)', 'model.pretrained (dropped)']

@@ -70,7 +70,7 @@ def test_coco_annotation_file_and_evaluator(tmp_path):
     cfg.model.backbone.init_cfg = None
     with pytest.raises(MissingInputError, match='instances_train2017.json'):
         check_config_inputs(cfg)
-    paths = dict((k, p) for p, k in dataset_input_paths(cfg.val_dataloader.dataset))
+    paths = {k: p for p, k in dataset_input_paths(cfg.val_dataloader.dataset)}
     assert paths['dataset.ann_file'] == osp.join(str(tmp_path),
                                                  'annotations/instances_val2017.json')
 

@@ -83,7 +83,8 @@ def test_configs_match_the_generator():
 
 def _cli():
     spec = importlib.util.spec_from_file_location(
-        'make_toy_dense_cli', os.path.join(ROOT, 'tools', 'dataset_converters', 'make_toy_dense.py'))
+        'make_toy_dense_cli',
+        os.path.join(ROOT, 'tools', 'dataset_converters', 'make_toy_dense.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.main

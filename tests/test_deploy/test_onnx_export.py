@@ -4,6 +4,7 @@ import torch
 
 from repvgg_mm.deploy import onnx_export
 from repvgg_mm.deploy.export_targets import (
+    build_export_target,
     build_in_scope,
     classifier_config,
     detector_config,
@@ -17,6 +18,7 @@ from repvgg_mm.deploy.onnx_export import (
 )
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
+from repvgg_mm.utils.compare import NonFiniteError
 
 NUM_TINY_BLOCKS = 1 + sum(TINY_ARCH['num_blocks'])  # stem + stages
 
@@ -85,3 +87,28 @@ def test_failed_export_keeps_existing_file(tmp_path, monkeypatch):
                                 exporter='torchscript')
     assert path.read_bytes() == b'previous'
     assert [p.name for p in tmp_path.iterdir()] == ['keep.onnx']
+
+
+@pytest.mark.parametrize('key, value, message', [
+    ('backbone.stage1.0.branch_3x3.conv.weight', float('nan'),
+     "weights of .*: 'backbone.stage1.0.branch_3x3.conv.weight' holds NaN"),
+    ('backbone.stem.branch_1x1.bn.running_var', -3.0,
+     "the fused model: 'backbone.stem.branch_fused.weight' holds NaN"),
+])
+def test_non_finite_weights_are_refused_before_export(tmp_path, key, value, message):
+    state = build_in_scope(classifier_config(TINY_ARCH), 'repvgg_mm').state_dict()
+    state[key].view(-1)[0] = value
+    path = tmp_path / 'broken.pth'
+    torch.save(state, path)
+    with pytest.raises(NonFiniteError, match=message):
+        build_export_target('classifier', arch=TINY_ARCH, checkpoint=str(path))
+
+
+def test_onnx_check_refuses_nan_outputs(tmp_path):
+    conv = torch.nn.Conv2d(3, 4, 3).eval()
+    with torch.no_grad():
+        conv.bias[0] = float('nan')
+    path = str(tmp_path / 'nan.onnx')
+    onnx_export.export_onnx(conv, torch.randn(1, 3, 8, 8), path, exporter='torchscript')
+    with pytest.raises(NonFiniteError, match='holds NaN or infinity'):
+        onnx_export.compare_with_onnxruntime(path, conv, torch.randn(2, 3, 8, 8))

@@ -25,7 +25,7 @@ def test_topk_hits_shape_checked():
 
 def test_metric_over_batches():
     metric = Accuracy(topk=(1, 2))
-    samples = [dict(pred_score=s, gt_label=torch.tensor(l)) for s, l in zip(SCORES, LABELS)]
+    samples = [dict(pred_score=s, gt_label=torch.tensor(lbl)) for s, lbl in zip(SCORES, LABELS)]
     metric.process(None, samples[:3])
     metric.process(None, samples[3:])
     assert metric.evaluate(size=4) == {'accuracy/top1': 25.0, 'accuracy/top2': 50.0}

@@ -1,9 +1,13 @@
 """The backbone builds through mmseg's and mmdet's registries from plain configs."""
+import copy
+
+import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope, init_default_scope
 
 from repvgg_mm.models import RepVGG
+from repvgg_mm.testing import TINY_ARCH, classifier_state, pspnet_cfg, randomize_
 
 BACKBONE = dict(type='repvgg_mm.RepVGG', arch='A0', out_indices=(0, 1, 2, 3))
 
@@ -40,7 +44,8 @@ def test_backbone_in_mmdet_retinanet():
         model=dict(
             type='RetinaNet',
             data_preprocessor=dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
+                                   std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+                                   pad_size_divisor=32),
             backbone=dict(BACKBONE, out_indices=(1, 2, 3), frozen_stages=0, norm_eval=True),
             neck=dict(type='FPN', in_channels=[96, 192, 1280], out_channels=32, start_level=0,
                       add_extra_convs='on_input', num_outs=5),
@@ -66,3 +71,31 @@ def test_backbone_in_mmdet_retinanet():
     assert list(model.neck.in_channels) == list(model.backbone.out_channels)
     cls_scores, _ = model(torch.randn(1, 3, 64, 96), mode='tensor')
     assert len(cls_scores) == 5 and cls_scores[0].shape[-2:] == (8, 12)
+
+
+@pytest.mark.parametrize('layout', ['classifier', 'backbone'])
+def test_mmseg_segmentor_level_pretrained(tmp_path, generator, layout):
+    """``EncoderDecoder(pretrained=PATH)`` (every mmseg config) reaches our backbone's init_cfg."""
+    import mmseg.utils
+    from mmseg.registry import MODELS
+    mmseg.utils.register_all_modules(init_default_scope=False)
+    source = randomize_(RepVGG(TINY_ARCH), generator)
+    head = randomize_(torch.nn.Linear(source.stage_channels[-1], 3), generator)
+    state = classifier_state(source, head) if layout == 'classifier' else source.state_dict()
+    path = str(tmp_path / 'pretrained.pth')
+    torch.save(state, path)
+
+    cfg = Config(copy.deepcopy(pspnet_cfg(norm='BN'))).model  # mmseg sets cfg.backbone.pretrained
+    cfg.pretrained = path
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        with pytest.warns(DeprecationWarning, match='pretrained'):
+            segmentor = MODELS.build(cfg)
+        assert type(segmentor).__name__ == 'EncoderDecoder'
+        assert type(segmentor.decode_head).__name__ == 'PSPHead'
+        assert segmentor.backbone.init_cfg == dict(type='Pretrained', checkpoint=path)
+        segmentor.init_weights()
+    loaded = segmentor.backbone.state_dict()
+    assert set(loaded) == set(source.state_dict())
+    for key, value in source.state_dict().items():
+        assert not value.is_floating_point() or torch.isfinite(value).all(), key
+        assert torch.equal(loaded[key], value), key

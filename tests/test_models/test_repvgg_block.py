@@ -66,7 +66,8 @@ def test_fusing_twice_is_a_no_op(generator):
 
 
 def test_float64(generator):
-    block, fused = fused_pair(generator, dtype=torch.float64, in_channels=8, out_channels=8, groups=2)
+    block, fused = fused_pair(generator, dtype=torch.float64, in_channels=8, out_channels=8,
+                              groups=2)
     assert fused.branch_fused.weight.dtype == torch.float64
     x = torch.randn(1, 8, 6, 5, dtype=torch.float64, generator=generator)
     with torch.no_grad():
@@ -149,3 +150,15 @@ def test_with_cp_gives_same_gradients(generator):
     grad = plain.branch_3x3.conv.weight.grad.clone()
     cp_block(x).sum().backward()
     assert torch.allclose(grad, cp_block.branch_3x3.conv.weight.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_conv_keeps_the_frozen_state_of_the_branches():
+    frozen = RepVGGBlock(8, 8, use_se=True).requires_grad_(False)
+    frozen.switch_to_deploy()
+    assert not frozen.branch_fused.weight.requires_grad
+    assert not frozen.branch_fused.bias.requires_grad
+    # only the BNs frozen (norm_cfg requires_grad=False): the convs train, so does the fused conv
+    partly = RepVGGBlock(8, 8, norm_cfg=dict(type='BN', requires_grad=False))
+    assert not partly.branch_identity.weight.requires_grad
+    partly.switch_to_deploy()
+    assert partly.branch_fused.weight.requires_grad and partly.branch_fused.bias.requires_grad

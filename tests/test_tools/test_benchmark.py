@@ -47,7 +47,8 @@ def test_quick_dense_and_targets_modes(mode, expected, tmp_path, monkeypatch, lo
         rows = {row['name']: row for row in csv.DictReader(handle)}
     assert expected <= set(rows)
     if mode == 'seg':  # same input size for all: the R50-d8 costs more than the fused A0
-        assert float(rows['PSPNet-R50-d8']['macs']) > float(rows['PSPNet-RepVGG-A0 (fused)']['macs'])
+        assert (float(rows['PSPNet-R50-d8']['macs'])
+                > float(rows['PSPNet-RepVGG-A0 (fused)']['macs']))
     else:
         with open(tmp_path / 'targets_targets.json') as handle:
             checks = json.load(handle)
@@ -58,7 +59,8 @@ def test_quick_dense_and_targets_modes(mode, expected, tmp_path, monkeypatch, lo
 
 @pytest.mark.parametrize('variant', ['eager', 'channels_last', 'jit_freeze', 'fx_mkldnn'])
 def test_cpu_variants_compute_the_same(variant, generator):
-    model = fuse_repvgg_blocks(randomize_bn_(LinearClassifierNet(RepVGG(TINY_ARCH), 5), generator)).eval()
+    model = fuse_repvgg_blocks(randomize_bn_(LinearClassifierNet(RepVGG(TINY_ARCH), 5),
+                                             generator)).eval()
     x = torch.randn(2, 3, 32, 32, generator=generator)
     runner = optimize_for_cpu(model, x, variant)
     with torch.inference_mode():

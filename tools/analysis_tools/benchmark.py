@@ -1,10 +1,12 @@
 """Deployment speed of RepVGG on this CPU, measured side by side; CSV + speed-accuracy PNG.
 
-    python tools/analysis_tools/benchmark.py                          # classification: RepVGG vs ResNets
-    python tools/analysis_tools/benchmark.py --mode targets           # our A0 vs timm's + GEMM, with the targets
-    python tools/analysis_tools/benchmark.py --mode variants          # CPU variants x threads of the fused A0
-    python tools/analysis_tools/benchmark.py --mode seg               # PSPNet-RepVGG vs PSPNet-R50-d8
-    python tools/analysis_tools/benchmark.py --quick                  # tiny sizes (smoke test)
+    python tools/analysis_tools/benchmark.py                  # classification: RepVGG vs ResNets
+    python tools/analysis_tools/benchmark.py --mode targets   # our A0 vs timm's + GEMM,
+                                                              # with the targets
+    python tools/analysis_tools/benchmark.py --mode variants  # CPU variants x threads
+                                                              # of the fused A0
+    python tools/analysis_tools/benchmark.py --mode seg       # PSPNet-RepVGG vs PSPNet-R50-d8
+    python tools/analysis_tools/benchmark.py --quick          # tiny sizes (smoke test)
 
 Outputs go to --work-dir (default work_dirs/benchmark/): <mode>.csv and, for cls, <mode>.png.
 

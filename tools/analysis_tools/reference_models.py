@@ -26,7 +26,8 @@ def torchvision_resnet(depth: int, num_classes: int = 1000) -> nn.Module:
 
 
 def timm_repvgg(arch: str) -> nn.Module:
-    """timm's training-time RepVGG of the same arch (an optional benchmark reference: needs timm)."""
+    """timm's training-time RepVGG of the same arch (an optional benchmark reference: needs
+    timm)."""
     try:
         import timm
     except ImportError as error:

@@ -1,4 +1,5 @@
-"""Deployment speed of RepVGG on the CPU: training-time vs fused vs references, measured side by side.
+"""Deployment speed of RepVGG on the CPU: training-time vs fused vs references, measured side
+by side.
 
 All workloads of one benchmark are timed in interleaved rounds (see :func:`time_interleaved`) in one
 process, so ratios stay meaningful on a shared, noisy machine. Four benchmarks:
@@ -269,7 +270,8 @@ def segmentation_benchmark(archs: Sequence = ('A0', ), input_size: Sequence[int]
                            seed: int = 0, logger: Optional[MMLogger] = None) -> BenchResult:
     """mmseg PSPNet-RepVGG (training-time, fused) vs PSPNet-R50-d8 at the same input size.
 
-    The segmentors run in ``mode='tensor'`` (backbone + PSP head; the auxiliary head is training-only).
+    The segmentors run in ``mode='tensor'`` (backbone + PSP head; the auxiliary head is
+    training-only).
     """
     logger = _logger(logger)
     height, width = input_size
@@ -305,7 +307,8 @@ def segmentation_benchmark(archs: Sequence = ('A0', ), input_size: Sequence[int]
             logger.info(f'PSPNet-R50-d8: {stats["params"] / 1e6:.2f} M params, '
                         f'{stats["flops"] / 1e9:.1f} GMACs')
             cands.append(Candidate('PSPNet-R50-d8', 'PSPNet-R50-d8', 'reference',
-                                   inference_workload(r50, inputs), stats['params'], stats['flops']))
+                                   inference_workload(r50, inputs), stats['params'],
+                                   stats['flops']))
             if optimize:
                 cands.append(Candidate(f'PSPNet-R50-d8 ({optimize})', 'PSPNet-R50-d8',
                                        f'reference+{optimize}',

@@ -1,6 +1,7 @@
 """Build every RepVGG arch, fuse it, verify the fused model and print params / FLOPs / error.
 
-    python tools/analysis_tools/verify_archs.py [--archs A0 B1g2] [--input-size 224] [--tolerance 1e-5]
+    python tools/analysis_tools/verify_archs.py [--archs A0 B1g2] [--input-size 224]
+        [--tolerance 1e-5]
 
 Exits non-zero if any fused model deviates from its training-time twin by more than the tolerance.
 """
@@ -61,13 +62,14 @@ def main(argv=None):
         ok = row['ok']
         failures += [] if ok else [row['arch']]
         print(f'{row["arch"]:<6} {row["train_params"]:>15.2f} {row["params"]:>16.2f} '
-              f'{paper_params:>7} {row["flops"]:>9.2f} {paper_flops:>6} {row["error"]:>11.2e} {row["block_error"]:>12.2e}  '
+              f'{paper_params:>7} {row["flops"]:>9.2f} {paper_flops:>6} {row["error"]:>11.2e} '
+              f'{row["block_error"]:>12.2e}  '
               f'{"yes" if ok else "NO"}')
     print(f'params/FLOPs: deployed model with a 1000-class linear head at {args.input_size}x'
           f'{args.input_size} (mmengine.analysis; FLOPs = multiply-adds). Errors: max relative '
           f'difference, fused vs training-time, eval mode, random BN stats, input '
-          f'{args.check_shape[0]}x{args.check_shape[1]}: network output, and the worst single block '
-          f'on the input its training-time twin saw.')
+          f'{args.check_shape[0]}x{args.check_shape[1]}: network output, and the worst single '
+          f'block on the input its training-time twin saw.')
     if failures:
         raise UserError(f'fused model deviates beyond {args.tolerance:g} for {", ".join(failures)}')
     return 0

@@ -1,6 +1,7 @@
 """Generate the toy classification dataset (5 classes of synthetic shapes/stripes, 64x64 PNG).
 
-    python tools/dataset_converters/make_toy_classification.py [OUT_DIR=data/toy_cls] [--num-train 200] [--num-val 40]
+    python tools/dataset_converters/make_toy_classification.py [OUT_DIR=data/toy_cls]
+        [--num-train 200] [--num-val 40]
 
 Deterministic for a given --seed; writes OUT_DIR/{train,val}/<class>/*.png atomically and keeps an
 existing folder made with the same settings.

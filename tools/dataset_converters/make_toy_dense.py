@@ -1,6 +1,7 @@
 """Generate the embedded toy dense-prediction dataset (deterministic, no download).
 
-    python tools/dataset_converters/make_toy_dense.py [OUT_DIR] [--num-train 200] [--num-val 40] [--size 96] [--seed 0]
+    python tools/dataset_converters/make_toy_dense.py [OUT_DIR] [--num-train 200] [--num-val 40]
+        [--size 96] [--seed 0]
 
 Writes OUT_DIR (default data/toy_dense) in mmseg's img_dir/ann_dir layout plus COCO box json files
 (annotations/instances_{train,val}.json) over the same images. An OUT_DIR that already holds the

@@ -1,6 +1,6 @@
 """Export fused RepVGG models to ONNX (dynamic batch) and check them with onnxruntime.
 
-    python tools/deployment/export_onnx.py                                  # classifier, segmentor, detector (A0)
+    python tools/deployment/export_onnx.py  # classifier, segmentor, detector (A0)
     python tools/deployment/export_onnx.py --what classifier --arch B1g2
     python tools/deployment/export_onnx.py --what segmentor --config configs/pspnet_repvgg_a0.py \
         --checkpoint work_dirs/pspnet/iter_80000.pth --input-size 512 1024

@@ -1,6 +1,7 @@
 """End-to-end INT8 experiment on the embedded toy data: train, fuse, PTQ, insert-BN + QAT, timing.
 
-:func:`run_quantization_experiment` is what ``tools/deployment/quantize.py`` runs; :func:`int8_speed` times the
+:func:`run_quantization_experiment` is what ``tools/deployment/quantize.py`` runs;
+:func:`int8_speed` times the
 FP32 fused model against its INT8 version at deployment size.
 """
 import copy
@@ -163,7 +164,8 @@ def int8_speed(arch: Union[str, dict] = 'A0', input_size: int = 224, batch: int 
     with torch_threads(threads):
         generator = torch.Generator().manual_seed(seed)
         inputs = torch.randn(batch, 3, input_size, input_size, generator=generator)
-        fused = fuse_repvgg_blocks(randomize_bn_(LinearClassifierNet(RepVGG(arch)), generator)).eval()
+        fused = fuse_repvgg_blocks(randomize_bn_(LinearClassifierNet(RepVGG(arch)),
+                                                 generator)).eval()
         int8 = quant.quantize_ptq(fused, [inputs], backend)
         with torch.no_grad():
             int8_jit = torch.jit.freeze(torch.jit.trace(int8, inputs))

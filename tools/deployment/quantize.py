@@ -2,7 +2,8 @@
 
     python tools/deployment/quantize.py --mode ptq      # train A0 (FP32), fuse, PTQ, accuracies
     python tools/deployment/quantize.py --mode qat      # + insert BN, QAT fine-tune, before/after
-    python tools/deployment/quantize.py --mode ptq --speed  # + FP32 vs INT8 speed at 224x224, batch 8
+    python tools/deployment/quantize.py --mode ptq --speed  # + FP32 vs INT8 speed at 224x224,
+                                                            # batch 8
     python tools/deployment/quantize.py --data-root data/toy_cls  # a class-folder dataset instead
 
 Writes <work-dir>/quantize_<mode>.json (accuracies, checks, speeds) atomically.
@@ -36,7 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('--calibration-batches', type=int, default=defaults.calibration_batches)
     parser.add_argument('--qat-epochs', type=int, default=defaults.qat_epochs)
     parser.add_argument('--qat-lr', type=float, default=defaults.qat_lr)
-    parser.add_argument('--backend', default=defaults.backend, help='quantized engine (x86, fbgemm)')
+    parser.add_argument('--backend', default=defaults.backend,
+                        help='quantized engine (x86, fbgemm)')
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--speed', action='store_true',
                         help='also time FP32 vs INT8 of the arch at --speed-size, --speed-batch')

@@ -58,7 +58,8 @@ def make_loader(dataset: Dataset, batch_size: int = 32, shuffle: bool = False,
 
 @torch.no_grad()
 def evaluate_accuracy(model: Callable[[Tensor], Tensor], loader: DataLoader) -> float:
-    """Top-1 accuracy (percent) of ``model`` over ``loader`` (``model`` put in eval mode if it has one)."""
+    """Top-1 accuracy (percent) of ``model`` over ``loader`` (``model`` put in eval mode if it
+    has one)."""
     if isinstance(model, nn.Module):
         model.eval()
     correct = total = 0

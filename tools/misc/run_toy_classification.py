@@ -2,7 +2,8 @@
 
     python tools/misc/run_toy_classification.py [--data data/toy_cls] [--work-dir work_dirs/...]
 
-Runs tools/dataset_converters/make_toy_classification.py, tools/train.py and tools/test.py (plain and --fuse) as
+Runs tools/dataset_converters/make_toy_classification.py, tools/train.py and tools/test.py (plain
+and --fuse) as
 subprocesses, then prints the training-time and fused top-1 accuracy side by side. Exits non-zero
 if a step fails or the two accuracies differ.
 """

@@ -1,6 +1,7 @@
 """Convert a RepVGG checkpoint (original, timm, mmpretrain or ours) into the repvgg_mm layout.
 
-    python tools/model_converters/convert_checkpoint.py SRC DST [--layout auto|original|timm|mmpretrain|repvgg_mm]
+    python tools/model_converters/convert_checkpoint.py SRC DST
+        [--layout auto|original|timm|mmpretrain|repvgg_mm]
         [--target auto|backbone|classifier] [--arch A0] [--force]
 
 SRC may hold training-time or fused (deploy) keys, 'module.' prefixes, weights nested under
@@ -23,8 +24,8 @@ def parse_args(argv=None):
     parser.add_argument('--target', default='auto', choices=('auto', 'backbone', 'classifier'),
                         help='backbone keys only, or backbone.* + head.fc.* (default: classifier '
                              'when SRC has a classifier head)')
-    parser.add_argument('--arch', help='fail unless the weights fit this arch (A0 ... D2se) exactly '
-                                       '(default: inferred and printed)')
+    parser.add_argument('--arch', help='fail unless the weights fit this arch (A0 ... D2se) '
+                                       'exactly (default: inferred and printed)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing DST')
     return parser.parse_args(argv)
 

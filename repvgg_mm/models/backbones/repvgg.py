@@ -1,28 +1,36 @@
 """RepVGG backbone for OpenMMLab 2.x (classification, segmentation, detection)."""
-from typing import Sequence, Tuple, Union
+import warnings
+from typing import Optional, Sequence, Tuple, Union
 
-from mmengine.model import BaseModule
-from torch import Tensor, nn
+from mmengine.model import BaseModule, Sequential
+from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from repvgg_mm.registry import MODELS, WEIGHT_INITIALIZERS
 
 from ..blocks import RepVGGBlock
+from ..utils.weight_init import init_weights_cfg_last
 from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
+from .mtsppf import MTSPPF
 
 
 @MODELS.register_module()
 class RepVGG(BaseModule):
     """RepVGG backbone (`RepVGG: Making VGG-style ConvNets Great Again`, CVPR 2021).
 
-    A stem block (stride 2) followed by stages of :class:`RepVGGBlock`; the first block of each stage
-    applies the stage's stride. ``forward`` returns a tuple of the outputs of ``out_indices``.
+    A stem block (stride 2) followed by stages of :class:`RepVGGBlock`; the first block of each
+    stage applies the stage's stride. ``forward`` returns a tuple of the outputs of
+    ``out_indices``.
 
     Args:
-        arch: one of ``ARCH_NAMES`` (A0 ... D2se) or a dict with ``num_blocks``, ``width_factor``
-            and optionally ``group_layer_map`` and ``use_se``.
+        arch: one of ``ARCH_NAMES`` (A0 ... D2se), ``'yolox-pai-small'``, or a dict with
+            ``num_blocks``, ``width_factor`` and optionally ``group_layer_map``, ``use_se`` /
+            ``se_ratio`` or mmpretrain's ``se_cfg``, and ``stem_channels`` (see
+            :func:`resolve_arch`).
         in_channels: input image channels.
-        base_channels: stage widths before the arch's width factors.
+        base_channels: stage widths before the arch's width factors: a sequence, or an int ``c``
+            meaning ``c * 2**i`` for stage i (mmpretrain). The stem has
+            ``min(stem_channels, int(base_0 * width_factor[0]))`` channels.
         out_indices: stages (0-based) whose outputs are returned.
         strides / dilations: per stage; output stride 8 is ``strides=(2, 2, 1, 1)`` with
             ``dilations=(1, 1, 2, 4)``.
@@ -31,16 +39,26 @@ class RepVGG(BaseModule):
         with_cp: gradient checkpointing in every block.
         deploy: build fused single-conv blocks (for fused checkpoints).
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs.
-        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path, prefix='backbone.')``.
+        add_ppf: pass the last stage's output through an :class:`MTSPPF` block (YOLOX-PAI) before
+            returning it.
+        pretrained: deprecated (mmseg's segmentor-level ``pretrained``): a path, the same as
+            ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
+        init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path, prefix='backbone.')`` (any
+            RepVGG layout, strict). Without one, :meth:`init_weights` makes every conv
+            Kaiming-normal (fan_out, ReLU gain, bias 0) as mmcv's ConvModule does and every BN
+            weight 1 / bias 0; any other ``init_cfg`` is applied after that default, to every
+            layer it names (stem, blocks, SE, MTSPPF).
     """
 
     def __init__(self, arch: Union[str, dict] = 'A0', in_channels: int = 3,
-                 base_channels: Sequence[int] = BASE_WIDTHS, out_indices: Sequence[int] = (3, ),
-                 strides: Sequence[int] = (2, 2, 2, 2), dilations: Sequence[int] = (1, 1, 1, 1),
+                 base_channels: Union[int, Sequence[int]] = BASE_WIDTHS,
+                 out_indices: Sequence[int] = (3, ), strides: Sequence[int] = (2, 2, 2, 2),
+                 dilations: Sequence[int] = (1, 1, 1, 1),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  deploy: bool = False, conv_cfg=None, norm_cfg=dict(type='BN', requires_grad=True),
-                 act_cfg=dict(type='ReLU'), init_cfg=None):
-        super().__init__(init_cfg)
+                 act_cfg=dict(type='ReLU'), add_ppf: bool = False,
+                 pretrained: Optional[str] = None, init_cfg=None):
+        super().__init__(_pretrained_init_cfg(pretrained, init_cfg))
         self.arch = arch
         self.arch_setting = resolve_arch(arch)
         num_stages = len(self.arch_setting['num_blocks'])
@@ -55,10 +73,11 @@ class RepVGG(BaseModule):
         self.out_indices = out_indices
         self.strides, self.dilations = tuple(strides), tuple(dilations)
         self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
-        self.with_cp, self.deploy = with_cp, deploy
+        self.with_cp, self.deploy, self.add_ppf = with_cp, deploy, add_ppf
 
         self.stem_channels, self.stage_channels = arch_channels(self.arch_setting, base_channels)
-        block_args = dict(use_se=self.arch_setting['use_se'], deploy=deploy, conv_cfg=conv_cfg,
+        block_args = dict(use_se=self.arch_setting['use_se'],
+                          se_ratio=self.arch_setting['se_ratio'], deploy=deploy, conv_cfg=conv_cfg,
                           norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
         self.stem = RepVGGBlock(in_channels, self.stem_channels, stride=2, **block_args)
 
@@ -76,8 +95,11 @@ class RepVGG(BaseModule):
                 channels = out_ch
                 layer_index += 1
             name = f'stage{i + 1}'
-            self.add_module(name, nn.Sequential(*blocks))
+            self.add_module(name, Sequential(*blocks))  # mmengine's: init_weights reaches it
             self.stage_names.append(name)
+        # YOLOX-PAI's pooling block on the last stage's output (it is not frozen with the stages)
+        self.ppf = MTSPPF(channels, channels, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                          act_cfg=act_cfg) if add_ppf else None
         self._freeze_stages()
 
     @property
@@ -90,6 +112,8 @@ class RepVGG(BaseModule):
         outs = []
         for i, name in enumerate(self.stage_names):
             x = getattr(self, name)(x)
+            if self.ppf is not None and i == len(self.stage_names) - 1:
+                x = self.ppf(x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
@@ -117,7 +141,7 @@ class RepVGG(BaseModule):
             WEIGHT_INITIALIZERS.get('Pretrained')(**args)(self)
             self._is_init = True
             return
-        super().init_weights()
+        init_weights_cfg_last(self)
 
     def switch_to_deploy(self) -> None:
         """Fuse every block in place (idempotent)."""
@@ -125,3 +149,17 @@ class RepVGG(BaseModule):
             if isinstance(module, RepVGGBlock):
                 module.switch_to_deploy()
         self.deploy = True
+
+
+def _pretrained_init_cfg(pretrained: Optional[str], init_cfg):
+    """``init_cfg`` from the deprecated ``pretrained`` argument, as mmseg's backbones take it."""
+    if pretrained is None:
+        return init_cfg
+    if not isinstance(pretrained, str):
+        raise TypeError(f'pretrained must be a path (str) or None, not {type(pretrained).__name__}')
+    if init_cfg is not None:
+        raise ValueError(f'give either pretrained ({pretrained!r}) or init_cfg ({init_cfg}), not '
+                         'both; prefer init_cfg=dict(type=\'Pretrained\', checkpoint=...)')
+    warnings.warn('RepVGG(pretrained=...) is deprecated: use init_cfg=dict(type=\'Pretrained\', '
+                  'checkpoint=...)', DeprecationWarning, stacklevel=3)
+    return dict(type='Pretrained', checkpoint=pretrained)

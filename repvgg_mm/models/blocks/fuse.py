@@ -16,8 +16,9 @@ def check_fusable_norm(norm: nn.Module) -> None:
     """Raise a clear error unless ``norm`` is a BatchNorm with running statistics."""
     if not isinstance(norm, _BatchNorm):
         raise TypeError(
-            f'cannot fuse {type(norm).__name__}: only BatchNorm-like layers with running statistics '
-            '(BN, SyncBN, _BatchNormXd) fold into a convolution; GroupNorm/LayerNorm depend on the input')
+            f'cannot fuse {type(norm).__name__}: only BatchNorm-like layers with running '
+            'statistics (BN, SyncBN, _BatchNormXd) fold into a convolution; GroupNorm/LayerNorm '
+            'depend on the input')
     if norm.running_mean is None or norm.running_var is None:
         raise TypeError(f'cannot fuse {type(norm).__name__} built with track_running_stats=False')
 
@@ -33,7 +34,8 @@ def bn_scale_shift(norm: _BatchNorm) -> KernelBias:
     return scale, shift
 
 
-def fuse_kernel_bn(kernel: Tensor, norm: _BatchNorm, conv_bias: Optional[Tensor] = None) -> KernelBias:
+def fuse_kernel_bn(kernel: Tensor, norm: _BatchNorm,
+                   conv_bias: Optional[Tensor] = None) -> KernelBias:
     """Fold ``norm`` (applied after a conv with ``kernel``) into an equivalent kernel and bias."""
     scale, shift = bn_scale_shift(norm)
     if conv_bias is not None:
@@ -45,7 +47,8 @@ def pad_kernel_to(kernel: Tensor, size: int) -> Tensor:
     """Zero-pad a square kernel symmetrically to ``size x size`` (e.g. 1x1 -> 3x3)."""
     pad = (size - kernel.shape[-1]) // 2
     if pad < 0 or kernel.shape[-1] + 2 * pad != size:
-        raise ValueError(f'cannot centre a {kernel.shape[-1]}x{kernel.shape[-1]} kernel in {size}x{size}')
+        raise ValueError(f'cannot centre a {kernel.shape[-1]}x{kernel.shape[-1]} kernel in '
+                         f'{size}x{size}')
     return F.pad(kernel, [pad] * 4)
 
 
@@ -65,7 +68,8 @@ def fuse_identity_bn(norm: _BatchNorm, groups: int, size: int) -> KernelBias:
     """Kernel and bias of a bare BN (identity branch) as a grouped ``size x size`` conv."""
     check_fusable_norm(norm)
     ref = norm.running_var
-    return fuse_kernel_bn(identity_kernel(norm.num_features, groups, size, ref.dtype, ref.device), norm)
+    kernel = identity_kernel(norm.num_features, groups, size, ref.dtype, ref.device)
+    return fuse_kernel_bn(kernel, norm)
 
 
 def sum_kernel_bias(parts) -> KernelBias:

@@ -1,4 +1,4 @@
-"""RepVGG block: 3x3 conv-BN + 1x1 conv-BN + identity BN at training time, one conv at deploy time."""
+"""RepVGG block: 3x3 conv-BN + 1x1 conv-BN + identity BN at training time, one conv deployed."""
 from typing import Optional
 
 import torch
@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from repvgg_mm.registry import MODELS
 
+from ..utils.weight_init import init_weights_cfg_last
 from .fuse import (
     KernelBias,
     bn_scale_shift,
@@ -25,18 +26,23 @@ from .se_layer import SqueezeExcitation
 class RepVGGBlock(BaseModule):
     """A re-parameterisable VGG block.
 
-    Training time: ``act(se(bn(conv3x3(x)) + bn(conv1x1(x)) + bn(x)))``, the identity branch only when
-    ``in_channels == out_channels``, ``stride == 1`` and ``padding == dilation``. After
-    :meth:`switch_to_deploy` (or with ``deploy=True``) the three branches are one ``branch_fused`` conv.
+    Training time: ``act(se(bn(conv3x3(x)) + bn(conv1x1(x)) + bn(x)))``, the identity branch only
+    when ``in_channels == out_channels``, ``stride == 1`` and ``padding == dilation``. After
+    :meth:`switch_to_deploy` (or with ``deploy=True``) the three branches are one ``branch_fused``
+    conv.
 
     Args:
         in_channels / out_channels: channels of input and output.
         stride, dilation, groups: of the 3x3 conv (the 1x1 shares stride and groups).
         padding: of the 3x3 conv; must equal ``dilation`` (the default) so the branches align.
-        use_se: squeeze-excitation before the activation (RepVGG-D2se).
+        use_se / se_ratio: squeeze-excitation before the activation (RepVGG-D2se), hidden
+            channels ``out_channels // se_ratio``.
         deploy: build the fused single-conv structure directly.
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs. Fusing needs a BatchNorm-like norm.
         with_cp: gradient checkpointing of the block.
+        init_cfg: applied by :meth:`init_weights` after the default init, which makes every conv
+            (branches, fused conv, SE) Kaiming-normal (fan_out, ReLU gain, bias 0) as mmcv's
+            ConvModule does, and every BN weight 1 and bias 0.
     """
 
     kernel_size = 3
@@ -51,9 +57,10 @@ class RepVGGBlock(BaseModule):
         self.stride, self.dilation, self.groups = stride, dilation, groups
         self.padding = dilation if padding is None else padding
         if self.padding != dilation:
-            raise ValueError(f'padding ({self.padding}) must equal dilation ({dilation}) so that the '
-                             '3x3, 1x1 and identity branches produce the same output size')
+            raise ValueError(f'padding ({self.padding}) must equal dilation ({dilation}) so that '
+                             'the 3x3, 1x1 and identity branches produce the same output size')
         self.conv_cfg, self.norm_cfg = conv_cfg, norm_cfg
+        self.use_se, self.se_ratio = use_se, se_ratio
         self.with_cp = with_cp
         self.deploy = deploy
 
@@ -78,8 +85,9 @@ class RepVGGBlock(BaseModule):
 
     def _build_fused_conv(self) -> nn.Module:
         return build_conv_layer(
-            self.conv_cfg, self.in_channels, self.out_channels, self.kernel_size, stride=self.stride,
-            padding=self.padding, dilation=self.dilation, groups=self.groups, bias=True)
+            self.conv_cfg, self.in_channels, self.out_channels, self.kernel_size,
+            stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
+            bias=True)
 
     def _branch_sum(self, x: Tensor) -> Tensor:
         if self.deploy:
@@ -99,7 +107,7 @@ class RepVGGBlock(BaseModule):
         return self._output(x)
 
     def get_equivalent_kernel_bias(self) -> KernelBias:
-        """Kernel and bias of the single 3x3 conv equal to the branches (eval-mode BN); differentiable."""
+        """Kernel and bias of one 3x3 conv equal to the branches (eval-mode BN); differentiable."""
         if self.deploy:
             return self.branch_fused.weight, self.branch_fused.bias
         parts = [fuse_kernel_bn(self.branch_3x3.conv.weight, self.branch_3x3.norm),
@@ -129,16 +137,28 @@ class RepVGGBlock(BaseModule):
                 if norm is not None:
                     check_fusable_norm(norm)
 
+    def init_weights(self) -> None:
+        init_weights_cfg_last(self)
+
     def switch_to_deploy(self) -> None:
-        """Replace the branches by one trainable conv with the same output. Idempotent."""
+        """Replace the branches by one conv with the same output. Idempotent.
+
+        The fused conv is frozen (``requires_grad=False``) when every parameter of the branches it
+        replaces was (e.g. a frozen stage), trainable otherwise.
+        """
         if self.deploy:
             return
         self.check_fusable()
+        branches = [self.branch_3x3, self.branch_1x1, self.branch_identity]
+        frozen = not any(p.requires_grad for branch in branches if branch is not None
+                         for p in branch.parameters())
         with torch.no_grad():
             kernel, bias = self.get_equivalent_kernel_bias()
             fused = self._build_fused_conv().to(device=kernel.device, dtype=kernel.dtype)
             fused.weight.copy_(kernel)
             fused.bias.copy_(bias)
+        fused.requires_grad_(not frozen)
+        fused.train(self.training)
         del self.branch_3x3, self.branch_1x1, self.branch_identity
         self.branch_fused = fused
         self.deploy = True

@@ -11,6 +11,7 @@ from typing import Iterator, List, Tuple
 import torch
 from torch import Tensor, nn
 
+from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.errors import ConversionError
 
 
@@ -68,11 +69,14 @@ def fuse_repvgg_blocks(model: nn.Module, do_copy: bool = True) -> nn.Module:
 
 @torch.no_grad()
 def fused_state_dict(model: nn.Module) -> Tuple['OrderedDict[str, Tensor]', List[str]]:
-    """``model``'s state dict as if every training-time RepVGG block were fused; ``model`` is unchanged.
+    """``model``'s state dict as if every training-time RepVGG block were fused; ``model`` is
+    unchanged.
 
     Each block is fused on a throw-away copy of itself (its own ``switch_to_deploy``), so only one
     block is duplicated at a time and SyncBN blocks fuse without a process group (only running
-    statistics are used). Returns the state dict and the names of the fused blocks.
+    statistics are used). A fused tensor with NaN or infinity (e.g. from a negative running
+    variance) raises :class:`~repvgg_mm.utils.compare.NonFiniteError` naming the block. Returns the
+    state dict and the names of the fused blocks.
     """
     check_fusable(model)
     blocks = training_time_blocks(model)
@@ -81,6 +85,7 @@ def fused_state_dict(model: nn.Module) -> Tuple['OrderedDict[str, Tensor]', List
         prefix = f'{name}.' if name else ''
         fused = copy.deepcopy(block)
         fused.switch_to_deploy()
+        check_finite(fused.state_dict(), f'fused RepVGG block {name!r}')
         for key in [k for k in state if k.startswith(prefix)]:
             del state[key]
         state.update((prefix + k, v) for k, v in fused.state_dict().items())

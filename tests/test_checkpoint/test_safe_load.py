@@ -1,3 +1,8 @@
+"""Safe loading: only weights and allow-listed types, one clear line for every bad file."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -45,7 +50,7 @@ class Payload:
 def test_safe_load_refuses_arbitrary_objects(tmp_path, reducer):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': Payload(reducer)}, path)
-    with pytest.raises(CheckpointError, match='safe loading'):
+    with pytest.raises(CheckpointError, match='refusing .*evil.pth as untrusted'):
         safe_load(str(path))
     with pytest.raises(CheckpointError, match='not found'):
         safe_load(str(tmp_path / 'missing.pth'))
@@ -63,3 +68,48 @@ def test_runner_style_meta_loads_safely(tmp_path):
     assert restored.current() == 0.5 and restored.statistics('mean') == 0.5
     # torch.load's default (weights_only under torch>=2.6) works too once repvgg_mm is imported.
     assert torch.load(path)['state_dict']['w'].item() == 1
+
+
+def _system_payload(marker):
+    return Payload((os.system, (f'touch {marker}', )))
+
+
+def test_refusal_names_what_was_blocked_and_not_the_unsafe_fix(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _system_payload(tmp_path / 'pwned')}, path)
+    with pytest.raises(CheckpointError) as info:
+        safe_load(str(path))
+    message = str(info.value)
+    assert 'untrusted' in message and 'system' in message and 'blocked' in message
+    assert 'weights_only' not in message and 'will likely succeed' not in message
+    assert '\n' not in message and not (tmp_path / 'pwned').exists()
+
+
+def test_environment_variable_does_not_switch_safe_loading_off(tmp_path):
+    """TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 flips torch's default, never our explicit safe mode."""
+    path, marker = tmp_path / 'evil.pth', tmp_path / 'pwned'
+    torch.save({'state_dict': {}, 'payload': _system_payload(marker)}, path)
+    code = ('import sys; from repvgg_mm.checkpoint import safe_load\n'
+            'try:\n    safe_load(sys.argv[1])\nexcept Exception as exc:\n    print(exc)')
+    result = subprocess.run([sys.executable, '-c', code, str(path)], capture_output=True,
+                            text=True, env=dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1'))
+    assert 'untrusted' in result.stdout, result.stdout + result.stderr
+    assert not marker.exists()
+
+
+def test_bad_files_give_one_clear_line(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save({'w': torch.ones(64)}, good)
+    data = good.read_bytes()
+    (tmp_path / 'truncated.pth').write_bytes(data[:len(data) // 2])
+    (tmp_path / 'empty.pth').write_bytes(b'')
+    (tmp_path / 'text.pth').write_text('hello\n')
+    (tmp_path / 'folder.pth').mkdir()
+    cases = {'truncated.pth': 'truncated or corrupt', 'empty.pth': 'is empty',
+             'text.pth': 'is not a PyTorch checkpoint', 'folder.pth': 'is a folder',
+             'missing.pth': 'checkpoint not found'}
+    for name, message in cases.items():
+        with pytest.raises(CheckpointError, match=message) as info:
+            safe_load(str(tmp_path / name))
+        assert '\n' not in str(info.value)
+    assert torch.equal(safe_load(str(good))['w'], torch.ones(64))
