@@ -2,6 +2,7 @@
 import warnings
 from typing import Optional, Sequence, Tuple, Union
 
+from mmengine.logging import print_log
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -39,6 +40,9 @@ class RepVGG(BaseModule):
         with_cp: gradient checkpointing in every block.
         deploy: build fused single-conv blocks (for fused checkpoints).
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs.
+        online_fusion: ``'auto'`` (default) or ``'off'``, for every block: with frozen BNs
+            (``norm_eval``, frozen stages) a training-time block runs as its one equivalent conv
+            while training, with the same outputs and gradients (see :class:`RepVGGBlock`).
         add_ppf: pass the last stage's output through an :class:`MTSPPF` block (YOLOX-PAI) before
             returning it.
         pretrained: deprecated (mmseg's segmentor-level ``pretrained``): a path, the same as
@@ -56,7 +60,7 @@ class RepVGG(BaseModule):
                  dilations: Sequence[int] = (1, 1, 1, 1),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  deploy: bool = False, conv_cfg=None, norm_cfg=dict(type='BN', requires_grad=True),
-                 act_cfg=dict(type='ReLU'), add_ppf: bool = False,
+                 act_cfg=dict(type='ReLU'), online_fusion: str = 'auto', add_ppf: bool = False,
                  pretrained: Optional[str] = None, init_cfg=None):
         super().__init__(_pretrained_init_cfg(pretrained, init_cfg))
         self.arch = arch
@@ -78,7 +82,8 @@ class RepVGG(BaseModule):
         self.stem_channels, self.stage_channels = arch_channels(self.arch_setting, base_channels)
         block_args = dict(use_se=self.arch_setting['use_se'],
                           se_ratio=self.arch_setting['se_ratio'], deploy=deploy, conv_cfg=conv_cfg,
-                          norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
+                          norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp,
+                          online_fusion=online_fusion)
         self.stem = RepVGGBlock(in_channels, self.stem_channels, stride=2, **block_args)
 
         group_map = self.arch_setting['group_layer_map'] or {}
@@ -100,6 +105,7 @@ class RepVGG(BaseModule):
         # YOLOX-PAI's pooling block on the last stage's output (it is not frozen with the stages)
         self.ppf = MTSPPF(channels, channels, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
                           act_cfg=act_cfg) if add_ppf else None
+        self._online_logged = None
         self._freeze_stages()
 
     @property
@@ -132,7 +138,24 @@ class RepVGG(BaseModule):
             for module in self.modules():
                 if isinstance(module, _BatchNorm):
                     module.eval()
+        if mode:
+            self._log_online_fusion()
         return self
+
+    def _log_online_fusion(self) -> None:
+        """Say (once per change) how many blocks will train fused online."""
+        blocks = [m for m in self.modules() if isinstance(m, RepVGGBlock) and not m.deploy]
+        online = sum(m.online_fusion == 'auto' and not any(n.training for n in m.norm_layers())
+                     for m in blocks)
+        if blocks and (online, len(blocks)) != self._online_logged:
+            self._online_logged = (online, len(blocks))
+            if online:
+                reason = '(frozen BN)'
+            elif any(m.online_fusion == 'auto' for m in blocks):
+                reason = '(BN trains: three branches)'
+            else:
+                reason = "(online_fusion='off')"
+            print_log(f'online fusion: {online}/{len(blocks)} blocks {reason}', logger='current')
 
     def init_weights(self):
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':

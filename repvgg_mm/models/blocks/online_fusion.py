@@ -8,11 +8,12 @@ and the same gradients as the three branches for a fraction of the compute and o
 kept for backward. A block with any norm in training mode keeps its branches (batch statistics
 cannot be folded), so training from scratch is unchanged.
 
-Online fusion engages while autograd records (``torch.is_grad_enabled()``): under ``no_grad`` /
-``inference_mode`` a block computes its branches, the reference that fusing proofs and exports
-compare with (fuse with ``switch_to_deploy`` for fast inference). A block whose parameters are all
-frozen computes its kernel without autograd and caches it until any of its tensors changes (every
-in-place write bumps a tensor's version counter, which is part of the cache key).
+Online fusion engages while autograd records (``torch.is_grad_enabled()``) outside tracing: under
+``no_grad`` / ``inference_mode`` a block computes its branches, the reference that fusing proofs
+compare with (fuse with ``switch_to_deploy`` for fast inference), and ``torch.jit.trace`` or the
+ONNX exporter record the branches of a training-time model (the deploy tools fuse first). A block
+whose parameters are all frozen computes its kernel without autograd and caches it until any of its
+tensors changes (every in-place write bumps a tensor's version counter, part of the cache key).
 """
 from typing import Iterator, Optional, Tuple
 
@@ -49,7 +50,8 @@ class OnlineFusion:
     @staticmethod
     def active(block: nn.Module) -> bool:
         """Whether ``block`` runs as one conv in this forward."""
-        if block.deploy or block.online_fusion != 'auto' or not torch.is_grad_enabled():
+        if (block.deploy or block.online_fusion != 'auto' or not torch.is_grad_enabled()
+                or torch.jit.is_tracing()):
             return False
         norms = list(block.norm_layers())
         return (all(isinstance(n, _BatchNorm) and not n.training and n.track_running_stats

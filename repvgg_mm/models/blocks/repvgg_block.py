@@ -1,7 +1,8 @@
 """RepVGG block: 3x3 conv-BN + 1x1 conv-BN + identity BN at training time, one conv deployed."""
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule, build_activation_layer, build_conv_layer, build_norm_layer
 from mmengine.model import BaseModule
@@ -19,6 +20,7 @@ from .fuse import (
     pad_kernel_to,
     sum_kernel_bias,
 )
+from .online_fusion import OnlineFusion, check_online_fusion_mode
 from .se_layer import SqueezeExcitation
 
 
@@ -40,6 +42,10 @@ class RepVGGBlock(BaseModule):
         deploy: build the fused single-conv structure directly.
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs. Fusing needs a BatchNorm-like norm.
         with_cp: gradient checkpointing of the block.
+        online_fusion: ``'auto'`` (default): while every norm of the block is in eval mode
+            (frozen BN) and autograd records, the branches run as the one equivalent conv, with
+            the same outputs and gradients (see :mod:`~repvgg_mm.models.blocks.online_fusion`);
+            ``'off'``: always the three branches.
         init_cfg: applied by :meth:`init_weights` after the default init, which makes every conv
             (branches, fused conv, SE) Kaiming-normal (fan_out, ReLU gain, bias 0) as mmcv's
             ConvModule does, and every BN weight 1 and bias 0.
@@ -51,7 +57,7 @@ class RepVGGBlock(BaseModule):
                  padding: Optional[int] = None, dilation: int = 1, groups: int = 1,
                  use_se: bool = False, se_ratio: int = 16, deploy: bool = False, conv_cfg=None,
                  norm_cfg=dict(type='BN'), act_cfg=dict(type='ReLU'), with_cp: bool = False,
-                 init_cfg=None):
+                 online_fusion: str = 'auto', init_cfg=None):
         super().__init__(init_cfg)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.stride, self.dilation, self.groups = stride, dilation, groups
@@ -63,6 +69,8 @@ class RepVGGBlock(BaseModule):
         self.use_se, self.se_ratio = use_se, se_ratio
         self.with_cp = with_cp
         self.deploy = deploy
+        self.online_fusion = check_online_fusion_mode(online_fusion)
+        self._online = OnlineFusion()
 
         if deploy:
             self.branch_fused = self._build_fused_conv()
@@ -89,9 +97,24 @@ class RepVGGBlock(BaseModule):
             stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups,
             bias=True)
 
+    def norm_layers(self) -> Iterator[nn.Module]:
+        """The norm layers of the training-time branches."""
+        if not self.deploy:
+            yield from (self.branch_3x3.norm, self.branch_1x1.norm)
+            if self.branch_identity is not None:
+                yield self.branch_identity
+
+    def branch_convs(self) -> Iterator[nn.Module]:
+        """The convolutions of the training-time branches."""
+        if not self.deploy:
+            yield from (self.branch_3x3.conv, self.branch_1x1.conv)
+
     def _branch_sum(self, x: Tensor) -> Tensor:
         if self.deploy:
             return self.branch_fused(x)
+        if OnlineFusion.active(self):
+            kernel, bias = self._online.kernel_bias(self)
+            return F.conv2d(x, kernel, bias, self.stride, self.padding, self.dilation, self.groups)
         out = self.branch_3x3(x) + self.branch_1x1(x)
         if self.branch_identity is not None:
             out = out + self.branch_identity(x)
