@@ -3,15 +3,15 @@
 Importing this registers the ``Pretrained`` weight initializer of the ``repvgg_mm`` scope.
 """
 from .layouts import (
-                      LAYOUTS,
-                      ParsedState,
-                      add_ddp_prefix,
-                      convert_state_dict,
-                      detect_layout,
-                      export_state_dict,
-                      find_fused_keys,
-                      read_state_dict,
-                      strip_ddp_prefix,
+    LAYOUTS,
+    ParsedState,
+    add_ddp_prefix,
+    convert_state_dict,
+    detect_layout,
+    export_state_dict,
+    find_fused_keys,
+    read_state_dict,
+    strip_ddp_prefix,
 )
 from .loading import RepVGGPretrainedInit, load_pretrained, load_state_dict_strict
 from .reader import WEIGHT_CHOICES, Weights, load_checkpoint_file, read_weights, select_weights

@@ -2,24 +2,24 @@
 random weights, checkpoint wrappings, tiny OpenMMLab model configs and conversion cases."""
 from .archs import NUM_CLASSES, TINY_ARCH, TINY_ARCHS, arch_of
 from .cases import (
-                    ONE_THREAD_ENV,
-                    SAMPLE,
-                    assert_same_outputs,
-                    convert_and_check,
-                    load_written,
-                    make_case,
-                    run_concurrently,
-                    trained_model,
-                    write_config,
+    ONE_THREAD_ENV,
+    SAMPLE,
+    assert_same_outputs,
+    convert_and_check,
+    load_written,
+    make_case,
+    run_concurrently,
+    trained_model,
+    write_config,
 )
 from .configs import classifier_cfg, faster_rcnn_cfg, pspnet_cfg, retinanet_cfg
 from .weights import (
-                    WRAPPERS,
-                    classifier_state,
-                    logits,
-                    outputs_rel_error,
-                    randomize_,
-                    runner_checkpoint,
+    WRAPPERS,
+    classifier_state,
+    logits,
+    outputs_rel_error,
+    randomize_,
+    runner_checkpoint,
 )
 
 __all__ = ['NUM_CLASSES', 'ONE_THREAD_ENV', 'SAMPLE', 'TINY_ARCH', 'TINY_ARCHS', 'WRAPPERS',

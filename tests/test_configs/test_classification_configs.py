@@ -32,8 +32,8 @@ def test_imagenet_config_builds(name):
     init_default_scope('repvgg_mm')
     with torch.device('meta'):  # structure only: no memory, no initialisation cost
         model = MODELS.build(cfg.model)
-    arch = name[len('repvgg_'):-len('.py')].split('_')[0]
-    assert model.backbone.arch.lower() == arch
+    block, arch = name[:-len('.py')].split('_')[:2]
+    assert model.backbone.arch.lower() == arch and model.backbone.block_type == block
     assert model.head.fc.out_features == 1000
     assert model.backbone.deploy == name.endswith('_deploy.py')
 

@@ -14,12 +14,14 @@ from mmengine.logging import MMLogger
 from torch import Tensor
 
 import toy_task
+from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT
 from repvgg_mm.deploy import quantization as quant
 from repvgg_mm.deploy.cpu_optimize import DEFAULT_CPU_VARIANT, optimize_for_cpu
 from repvgg_mm.models import RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import LinearClassifierNet
 from repvgg_mm.utils.compare import max_relative_error
+from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.timing import time_interleaved, torch_threads
 
 # A RepVGG small enough to train on the toy data in seconds (tests, quick runs).
@@ -28,9 +30,14 @@ TINY_ARCH = dict(num_blocks=(1, 2, 2, 1), width_factor=(0.5, 0.5, 0.5, 1.0))
 
 @dataclass
 class QuantExperiment:
-    """Settings of one INT8 experiment on the toy data (or a class-folder dataset)."""
+    """Settings of one INT8 experiment: the toy data, Fashion-MNIST or a class-folder dataset."""
 
     arch: Union[str, dict] = 'A0'
+    block_type: str = 'repvgg'  # or 'qarepvgg'
+    dataset: str = 'toy'  # 'toy' or 'fashion-mnist' (data_root: class folders instead)
+    fashion_mnist_root: str = DEBIAN_ROOT
+    train_limit: Optional[int] = None  # Fashion-MNIST: the first N train / test images
+    val_limit: Optional[int] = None
     image_size: int = 64
     train_per_class: int = 100
     val_per_class: int = 30
@@ -58,6 +65,15 @@ class QuantResult:
 
 
 def _datasets(cfg: QuantExperiment):
+    if cfg.dataset == 'fashion-mnist':
+        train = toy_task.fashion_mnist_classification(cfg.fashion_mnist_root, 'train',
+                                                      cfg.image_size, cfg.train_limit)
+        val = toy_task.fashion_mnist_classification(cfg.fashion_mnist_root, 'test',
+                                                    cfg.image_size, cfg.val_limit)
+        return train, val, (f'Fashion-MNIST from {cfg.fashion_mnist_root} ({len(train)} train / '
+                            f'{len(val)} test images, {cfg.image_size}px, grey repeated to RGB)')
+    if cfg.dataset != 'toy':
+        raise UserError(f"dataset must be 'toy' or 'fashion-mnist', got {cfg.dataset!r}")
     if cfg.data_root:
         return (toy_task.folder_classification(os.path.join(cfg.data_root, 'train'),
                                                cfg.image_size),
@@ -114,9 +130,11 @@ def run_quantization_experiment(cfg: QuantExperiment, logger: Optional[MMLogger]
     result = QuantResult(data=data_note, num_val=len(val_set))
     acc = result.accuracy
 
-    logger.info(f'training RepVGG-{cfg.arch if isinstance(cfg.arch, str) else "custom"} in FP32 '
+    name = {'repvgg': 'RepVGG', 'qarepvgg': 'QARepVGG'}.get(cfg.block_type, cfg.block_type)
+    logger.info(f'training {name}-{cfg.arch if isinstance(cfg.arch, str) else "custom"} in FP32 '
                 f'for {cfg.epochs} epochs on {data_note}')
-    model = LinearClassifierNet(RepVGG(cfg.arch), _num_classes(train_set))
+    model = LinearClassifierNet(RepVGG(cfg.arch, block_type=cfg.block_type),
+                                _num_classes(train_set))
     toy_task.train_classifier(model, train_loader, cfg.epochs, cfg.lr, logger=logger)
     acc['fp32 train-time'] = toy_task.evaluate_accuracy(model, val_loader)
     fused = fuse_repvgg_blocks(model).eval()
@@ -154,7 +172,8 @@ def run_quantization_experiment(cfg: QuantExperiment, logger: Optional[MMLogger]
 def int8_speed(arch: Union[str, dict] = 'A0', input_size: int = 224, batch: int = 8,
                threads: Optional[int] = 2, repeats: int = 7, warmup: int = 2,
                backend: str = quant.DEFAULT_BACKEND, seed: int = 0,
-               logger: Optional[MMLogger] = None) -> Dict[str, float]:
+               logger: Optional[MMLogger] = None, block_type: str = 'repvgg'
+               ) -> Dict[str, float]:
     """Median seconds per batch of the fused FP32 model (eager, optimised) and its INT8 version.
 
     Weights are random (random BN statistics before fusing); calibration uses the timing batch.
@@ -164,8 +183,8 @@ def int8_speed(arch: Union[str, dict] = 'A0', input_size: int = 224, batch: int 
     with torch_threads(threads):
         generator = torch.Generator().manual_seed(seed)
         inputs = torch.randn(batch, 3, input_size, input_size, generator=generator)
-        fused = fuse_repvgg_blocks(randomize_bn_(LinearClassifierNet(RepVGG(arch)),
-                                                 generator)).eval()
+        fused = fuse_repvgg_blocks(randomize_bn_(
+            LinearClassifierNet(RepVGG(arch, block_type=block_type)), generator)).eval()
         int8 = quant.quantize_ptq(fused, [inputs], backend)
         with torch.no_grad():
             int8_jit = torch.jit.freeze(torch.jit.trace(int8, inputs))

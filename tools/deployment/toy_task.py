@@ -13,6 +13,8 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from repvgg_mm.datasets.fashion_mnist import load_fashion_mnist, to_rgb_batch
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -39,6 +41,18 @@ def toy_classification(split: str = 'train', images_per_class: int = 40, size: i
             images.append((torch.from_numpy(pixels).permute(2, 0, 1) - mean) / std)
             labels.append(class_id)
     return TensorDataset(torch.stack(images), torch.tensor(labels))
+
+
+def fashion_mnist_classification(root: str, split: str = 'train', size: int = 32,
+                                 limit: Optional[int] = None) -> TensorDataset:
+    """Fashion-MNIST (:mod:`repvgg_mm.datasets.fashion_mnist`), the first ``limit`` images of
+    ``split``, 3-channel at ``size`` and normalised like the toy data."""
+    images, labels = load_fashion_mnist(root, split)
+    images, labels = images[:limit], labels[:limit]
+    mean = torch.tensor(IMAGENET_MEAN).reshape(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(1, 3, 1, 1)
+    pixels = to_rgb_batch(images, size).float() / 255.0
+    return TensorDataset((pixels - mean) / std, torch.from_numpy(labels))
 
 
 def folder_classification(root: str, size: int = 64) -> Dataset:

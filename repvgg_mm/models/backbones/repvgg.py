@@ -9,10 +9,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from repvgg_mm.registry import MODELS, WEIGHT_INITIALIZERS
 
-from ..blocks import RepVGGBlock
+from ..blocks import QARepVGGBlock, RepVGGBlock
 from ..utils.weight_init import init_weights_cfg_last
 from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
 from .mtsppf import MTSPPF
+
+BLOCK_TYPES = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}
 
 
 @MODELS.register_module()
@@ -40,6 +42,9 @@ class RepVGG(BaseModule):
         with_cp: gradient checkpointing in every block.
         deploy: build fused single-conv blocks (for fused checkpoints).
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs.
+        block_type: ``'repvgg'`` (default, :class:`RepVGGBlock`) or ``'qarepvgg'``
+            (:class:`QARepVGGBlock`, quantization friendly). Both fuse into the same deploy
+            layout: with ``deploy=True`` the two build identical networks.
         online_fusion: ``'auto'`` (default) or ``'off'``, for every block: with frozen BNs
             (``norm_eval``, frozen stages) a training-time block runs as its one equivalent conv
             while training, with the same outputs and gradients (see :class:`RepVGGBlock`).
@@ -60,7 +65,8 @@ class RepVGG(BaseModule):
                  dilations: Sequence[int] = (1, 1, 1, 1),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  deploy: bool = False, conv_cfg=None, norm_cfg=dict(type='BN', requires_grad=True),
-                 act_cfg=dict(type='ReLU'), online_fusion: str = 'auto', add_ppf: bool = False,
+                 act_cfg=dict(type='ReLU'), block_type: str = 'repvgg',
+                 online_fusion: str = 'auto', add_ppf: bool = False,
                  pretrained: Optional[str] = None, init_cfg=None):
         super().__init__(_pretrained_init_cfg(pretrained, init_cfg))
         self.arch = arch
@@ -84,7 +90,11 @@ class RepVGG(BaseModule):
                           se_ratio=self.arch_setting['se_ratio'], deploy=deploy, conv_cfg=conv_cfg,
                           norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp,
                           online_fusion=online_fusion)
-        self.stem = RepVGGBlock(in_channels, self.stem_channels, stride=2, **block_args)
+        if block_type not in BLOCK_TYPES:
+            raise ValueError(f'block_type must be one of {sorted(BLOCK_TYPES)}, got {block_type!r}')
+        self.block_type = block_type
+        block_cls = BLOCK_TYPES[block_type]
+        self.stem = block_cls(in_channels, self.stem_channels, stride=2, **block_args)
 
         group_map = self.arch_setting['group_layer_map'] or {}
         layer_index = 1
@@ -94,7 +104,7 @@ class RepVGG(BaseModule):
                                                      self.stage_channels)):
             blocks = []
             for j in range(num_blocks):
-                blocks.append(RepVGGBlock(
+                blocks.append(block_cls(
                     channels, out_ch, stride=self.strides[i] if j == 0 else 1,
                     dilation=self.dilations[i], groups=group_map.get(layer_index, 1), **block_args))
                 channels = out_ch

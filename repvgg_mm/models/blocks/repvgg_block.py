@@ -75,21 +75,30 @@ class RepVGGBlock(BaseModule):
         if deploy:
             self.branch_fused = self._build_fused_conv()
         else:
-            self.branch_3x3 = ConvModule(
-                in_channels, out_channels, self.kernel_size, stride=stride, padding=self.padding,
-                dilation=dilation, groups=groups, bias=False, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                act_cfg=None)
-            self.branch_1x1 = ConvModule(
-                in_channels, out_channels, 1, stride=stride, padding=0, groups=groups, bias=False,
-                conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
-            self.branch_identity = (build_norm_layer(norm_cfg, in_channels)[1]
-                                    if self.has_identity else None)
+            self._build_branches()
         self.se = SqueezeExcitation(out_channels, se_ratio, conv_cfg) if use_se else nn.Identity()
         self.act = build_activation_layer(act_cfg) if act_cfg is not None else nn.Identity()
 
     @property
     def has_identity(self) -> bool:
         return self.in_channels == self.out_channels and self.stride == 1
+
+    # The training-time modules that switch_to_deploy replaces by branch_fused.
+    branch_names = ('branch_3x3', 'branch_1x1', 'branch_identity')
+
+    def _build_branches(self) -> None:
+        self.branch_3x3 = self._conv_branch(self.kernel_size, self.norm_cfg)
+        self.branch_1x1 = self._conv_branch(1, self.norm_cfg)
+        self.branch_identity = (build_norm_layer(self.norm_cfg, self.in_channels)[1]
+                                if self.has_identity else None)
+
+    def _conv_branch(self, kernel_size: int, norm_cfg) -> ConvModule:
+        """A ``kernel_size`` conv (padded to the 3x3's output size, no bias), then ``norm_cfg``."""
+        padding = self.padding if kernel_size == self.kernel_size else 0
+        dilation = self.dilation if kernel_size == self.kernel_size else 1
+        return ConvModule(self.in_channels, self.out_channels, kernel_size, stride=self.stride,
+                          padding=padding, dilation=dilation, groups=self.groups, bias=False,
+                          conv_cfg=self.conv_cfg, norm_cfg=norm_cfg, act_cfg=None)
 
     def _build_fused_conv(self) -> nn.Module:
         return build_conv_layer(
@@ -115,6 +124,9 @@ class RepVGGBlock(BaseModule):
         if OnlineFusion.active(self):
             kernel, bias = self._online.kernel_bias(self)
             return F.conv2d(x, kernel, bias, self.stride, self.padding, self.dilation, self.groups)
+        return self._train_branches(x)
+
+    def _train_branches(self, x: Tensor) -> Tensor:
         out = self.branch_3x3(x) + self.branch_1x1(x)
         if self.branch_identity is not None:
             out = out + self.branch_identity(x)
@@ -155,10 +167,8 @@ class RepVGGBlock(BaseModule):
 
     def check_fusable(self) -> None:
         """Raise a clear error if a norm layer of this block cannot be folded into a conv."""
-        if not self.deploy:
-            for norm in (self.branch_3x3.norm, self.branch_1x1.norm, self.branch_identity):
-                if norm is not None:
-                    check_fusable_norm(norm)
+        for norm in self.norm_layers():
+            check_fusable_norm(norm)
 
     def init_weights(self) -> None:
         init_weights_cfg_last(self)
@@ -172,7 +182,7 @@ class RepVGGBlock(BaseModule):
         if self.deploy:
             return
         self.check_fusable()
-        branches = [self.branch_3x3, self.branch_1x1, self.branch_identity]
+        branches = [getattr(self, name) for name in self.branch_names]
         frozen = not any(p.requires_grad for branch in branches if branch is not None
                          for p in branch.parameters())
         with torch.no_grad():
@@ -182,6 +192,7 @@ class RepVGGBlock(BaseModule):
             fused.bias.copy_(bias)
         fused.requires_grad_(not frozen)
         fused.train(self.training)
-        del self.branch_3x3, self.branch_1x1, self.branch_identity
+        for name in self.branch_names:
+            delattr(self, name)
         self.branch_fused = fused
         self.deploy = True
