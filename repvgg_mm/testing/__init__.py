@@ -1,6 +1,6 @@
 """Helpers for tests of RepVGG models (as ``mmengine.testing`` is for mmengine): the tiny arch,
 random weights, checkpoint wrappings, tiny OpenMMLab model configs and conversion cases."""
-from .archs import NUM_CLASSES, TINY_ARCH, TINY_ARCHS, arch_of
+from .archs import BLOCK_KINDS, NUM_CLASSES, TINY_ARCH, TINY_ARCHS, arch_of
 from .cases import (
     ONE_THREAD_ENV,
     SAMPLE,
@@ -22,8 +22,8 @@ from .weights import (
     runner_checkpoint,
 )
 
-__all__ = ['NUM_CLASSES', 'ONE_THREAD_ENV', 'SAMPLE', 'TINY_ARCH', 'TINY_ARCHS', 'WRAPPERS',
-           'arch_of', 'assert_same_outputs', 'classifier_cfg', 'classifier_state',
+__all__ = ['BLOCK_KINDS', 'NUM_CLASSES', 'ONE_THREAD_ENV', 'SAMPLE', 'TINY_ARCH', 'TINY_ARCHS',
+           'WRAPPERS', 'arch_of', 'assert_same_outputs', 'classifier_cfg', 'classifier_state',
            'convert_and_check', 'faster_rcnn_cfg', 'load_written', 'logits', 'make_case',
            'outputs_rel_error', 'pspnet_cfg', 'randomize_', 'retinanet_cfg', 'run_concurrently',
            'runner_checkpoint', 'trained_model', 'write_config']

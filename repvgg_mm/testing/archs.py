@@ -12,6 +12,17 @@ TINY_ARCHS = {
 }
 NUM_CLASSES = 10
 
+# Block arguments covering every kind of branch: no identity, identity, stride, groups, SE,
+# dilation.
+BLOCK_KINDS = {
+    'plain': dict(in_channels=4, out_channels=8),
+    'identity': dict(in_channels=8, out_channels=8),
+    'strided': dict(in_channels=8, out_channels=8, stride=2),
+    'grouped': dict(in_channels=8, out_channels=8, groups=4),
+    'se': dict(in_channels=8, out_channels=8, use_se=True, se_ratio=4),
+    'dilated': dict(in_channels=8, out_channels=8, dilation=2),
+}
+
 
 def arch_of(arch):
     """A tiny arch by its name in :data:`TINY_ARCHS`; anything else as is."""

@@ -228,3 +228,16 @@ def test_deploy_config_drops_pretrained_links():
     assert deploy_cfg.model.backbone.deploy is True
     assert deploy_cfg.model.decode_head.pretrained_like == 'kept'
     assert flagged == ['model.backbone (pretrained dropped)', 'model.pretrained (dropped)']
+
+
+def test_qarepvgg_classifier_converts_to_a_plain_deploy_config(tmp_path):
+    """The whole-model converter needs nothing new for QARepVGG: the same deploy switch, the same
+    proof, a deploy checkpoint that a deploy RepVGG of the same arch loads strictly."""
+    cfg = classifier_cfg()
+    cfg['model']['backbone']['block_type'] = 'qarepvgg'
+    train, deploy, result, out_cfg = convert_and_check(tmp_path, 'qa', cfg)
+    assert result.record['max_rel_diff'] < 1e-5
+    plain = classifier_cfg()
+    plain['model']['backbone']['deploy'] = True
+    plain_model = build_model(Config(plain))
+    plain_model.load_state_dict(deploy.state_dict(), strict=True)

@@ -8,17 +8,9 @@ import torch
 from repvgg_mm.models import RepVGG, RepVGGBlock
 from repvgg_mm.models.backbones import repvgg as repvgg_module
 from repvgg_mm.models.utils import randomize_bn_
-from repvgg_mm.testing import TINY_ARCH, TINY_ARCHS
+from repvgg_mm.testing import BLOCK_KINDS, TINY_ARCH, TINY_ARCHS
 from repvgg_mm.utils.compare import max_relative_error
-
-BLOCKS = {
-    'plain': dict(in_channels=4, out_channels=8),
-    'identity': dict(in_channels=8, out_channels=8),
-    'strided': dict(in_channels=8, out_channels=8, stride=2),
-    'grouped': dict(in_channels=8, out_channels=8, groups=4),
-    'se': dict(in_channels=8, out_channels=8, use_se=True, se_ratio=4),
-    'dilated': dict(in_channels=8, out_channels=8, dilation=2),
-}
+from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
 
 
 def branch_calls(model):
@@ -65,13 +57,13 @@ def assert_same(reference, online, x, tol):
     assert max_relative_error(ref_xgrad, xgrad) < tol
 
 
-@pytest.mark.parametrize('kind', sorted(BLOCKS))
+@pytest.mark.parametrize('kind', sorted(BLOCK_KINDS))
 def test_block_outputs_and_gradients_equal_the_branches(kind, generator):
-    block = randomize_bn_(RepVGGBlock(**BLOCKS[kind]).double(), generator)
+    block = randomize_bn_(RepVGGBlock(**BLOCK_KINDS[kind]).double(), generator)
     block.train()
     for norm in block.norm_layers():
         norm.eval()  # frozen BN, the block itself in training mode
-    x = torch.randn(2, BLOCKS[kind]['in_channels'], 9, 11, dtype=torch.float64,
+    x = torch.randn(2, BLOCK_KINDS[kind]['in_channels'], 9, 11, dtype=torch.float64,
                     generator=generator)
     assert_same(twin(block), block, x, tol=1e-10)
 
@@ -173,3 +165,22 @@ def test_the_log_says_how_many_blocks_run_online(monkeypatch):
     logged = '\n'.join(messages)
     assert logged.count('online fusion: 8/8 blocks (frozen BN)') == 1
     assert 'online fusion: 5/8 blocks (frozen BN)' in logged  # stem + stages 1-2 (2 + 2)
+
+
+def test_segmentation_config_that_trains_bn_stays_three_branch(repo_root):
+    """configs/toy/pspnet_repvgg_a0_toy.py trains its BN (norm_eval=False): no block runs online."""
+    cfg = load_config(str(repo_root / 'configs' / 'toy' / 'pspnet_repvgg_a0_toy.py'))
+    cfg.model, _ = replace_sync_bn(cfg.model)
+    model = build_model(cfg).train()
+    assert model.backbone.norm_eval is False
+    calls = branch_calls(model.backbone)
+    model.backbone(torch.randn(2, 3, 32, 32))
+    assert len(calls) == 22  # every block ran its branches
+
+
+def test_sync_bn_in_eval_fuses_online(generator):
+    model = RepVGG(TINY_ARCH, norm_cfg=dict(type='SyncBN'), norm_eval=True)
+    model = randomize_bn_(model, generator).train()
+    x = torch.randn(2, 3, 32, 32, generator=generator)
+    reference = twin(model)
+    assert_same(reference, model, x, tol=1e-4)

@@ -8,19 +8,11 @@ import torch
 
 from repvgg_mm.models import QARepVGGBlock, RepVGG, RepVGGBlock
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.testing import TINY_ARCHS, outputs_rel_error
+from repvgg_mm.testing import BLOCK_KINDS, TINY_ARCHS, outputs_rel_error
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.config import build_model, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
-BLOCKS = {
-    'plain': dict(in_channels=4, out_channels=8),
-    'identity': dict(in_channels=8, out_channels=8),
-    'strided': dict(in_channels=8, out_channels=8, stride=2),
-    'grouped': dict(in_channels=8, out_channels=8, groups=4),
-    'se': dict(in_channels=8, out_channels=8, use_se=True, se_ratio=4),
-    'dilated': dict(in_channels=8, out_channels=8, dilation=2),
-}
 
 
 def test_training_time_structure():
@@ -34,10 +26,10 @@ def test_training_time_structure():
         block.get_custom_L2()
 
 
-@pytest.mark.parametrize('kind', sorted(BLOCKS))
+@pytest.mark.parametrize('kind', sorted(BLOCK_KINDS))
 def test_block_fuses_exactly(kind, generator):
-    block = randomize_bn_(QARepVGGBlock(**BLOCKS[kind]).double(), generator).eval()
-    x = torch.randn(2, BLOCKS[kind]['in_channels'], 9, 11, dtype=torch.float64,
+    block = randomize_bn_(QARepVGGBlock(**BLOCK_KINDS[kind]).double(), generator).eval()
+    x = torch.randn(2, BLOCK_KINDS[kind]['in_channels'], 9, 11, dtype=torch.float64,
                     generator=generator)
     with torch.no_grad():
         reference = block(x)
