@@ -1,4 +1,4 @@
 """Inference APIs (no training or conversion code lives here)."""
-from .inference import init_model
+from .inference import init_inferencer, init_model
 
-__all__ = ['init_model']
+__all__ = ['init_inferencer', 'init_model']

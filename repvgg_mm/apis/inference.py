@@ -1,11 +1,13 @@
 """Inference entry points in the OpenMMLab 1.x sense: a config and a checkpoint in, a model out."""
+import warnings
 from typing import Optional, Union
 
 from mmengine.config import Config
 from torch import nn
 
 from repvgg_mm.checkpoint import load_state_dict_strict, read_weights
-from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
+from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn, setup_codebase
+from repvgg_mm.utils.errors import UserError
 
 
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -22,3 +24,34 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
         load_state_dict_strict(model, read_weights(checkpoint).state, source=f'of {checkpoint}')
     model.cfg = cfg
     return model.to(device).eval()
+
+
+def init_inferencer(config: str, checkpoint: str, device: str = 'cpu',
+                    cfg_options: Optional[dict] = None):
+    """mmseg's ``MMSegInferencer`` or mmdet's ``DetInferencer`` (chosen by the config's scope) for
+    a training-time or fused config + checkpoint, its weights read by the safe reader and loaded
+    strictly (the inferencers' own loading is neither).
+
+    Class names and palette come from the checkpoint's ``meta['dataset_meta']`` when it has them,
+    else from the config's test dataset.
+    """
+    cfg = load_config(config, cfg_options)
+    scope = setup_codebase(cfg)
+    if scope == 'mmseg':
+        from mmseg.apis import MMSegInferencer as Inferencer
+    elif scope == 'mmdet':
+        from mmdet.apis import DetInferencer as Inferencer
+    else:
+        raise UserError(f'{config}: image inference is for mmseg and mmdet configs (scope '
+                        f'{scope!r}); use init_model for classifiers')
+    weights = read_weights(checkpoint)
+    with warnings.catch_warnings():  # "weights is None": the weights are loaded below, strictly
+        warnings.simplefilter('ignore')
+        inferencer = Inferencer(model=cfg, weights=None, device=device)
+    load_state_dict_strict(inferencer.model, weights.state, source=f'of {checkpoint}')
+    meta = {k.lower(): v for k, v in (weights.meta.get('dataset_meta') or {}).items()
+            if k.lower() in ('classes', 'palette')}
+    if 'classes' in meta:
+        inferencer.model.dataset_meta = dict(inferencer.model.dataset_meta or {}, **meta)
+        inferencer.visualizer.dataset_meta = inferencer.model.dataset_meta
+    return inferencer
