@@ -14,7 +14,7 @@ lint: setup
 	$(PYTHON) -m ruff check .
 
 test: lint
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests -n 2
 
 # The quick loop while developing: no subprocess end-to-end runs.
 test-quick: setup
