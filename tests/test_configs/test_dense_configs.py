@@ -97,3 +97,54 @@ def test_detection_config_builds_and_runs(path):
         results = model(torch.randn(1, 3, *shape), [sample], mode='predict')
     boxes = results[0].pred_instances.bboxes
     assert boxes.ndim == 2 and boxes.shape[1] == 4 and torch.isfinite(boxes).all()
+
+
+@pytest.mark.parametrize('name, head, output_stride, iters', [
+    ('deeplabv3plus_repvgg_b2.py', 'DepthwiseSeparableASPPHead', 8, 80000),
+    ('upernet_repvgg_b2.py', 'UPerHead', 32, 160000),
+])
+def test_deeplabv3plus_and_upernet_configs(name, head, output_stride, iters):
+    cfg, model = build_from_config(osp.join(ROOT, 'configs', name))
+    backbone = model.backbone
+    assert type(model.decode_head).__name__ == head and backbone.arch == 'B2'
+    assert backbone.stage_channels == arch_channels('B2')[1]
+    assert cfg.model.backbone.norm_cfg.type == 'SyncBN'
+    assert cfg.train_cfg.max_iters == iters and cfg.optim_wrapper.optimizer.lr == 0.01
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint=cfg.pretrained,
+                                               prefix='backbone.')
+    in_index = model.decode_head.in_index
+    if head == 'UPerHead':  # every stage, at /4, /8, /16, /32
+        assert list(in_index) == [0, 1, 2, 3]
+        assert list(model.decode_head.in_channels) == list(backbone.out_channels)
+        assert backbone.strides == (2, 2, 2, 2) and backbone.dilations == (1, 1, 1, 1)
+    else:  # ASPP on the dilated stage 4, low-level features from stage 1
+        assert model.decode_head.in_channels == backbone.out_channels[in_index]
+        assert model.decode_head.c1_bottleneck.conv.in_channels == backbone.out_channels[0]
+        assert backbone.strides == (2, 2, 1, 1) and backbone.dilations == (1, 1, 2, 4)
+    aux = model.auxiliary_head
+    assert aux.in_channels == backbone.out_channels[aux.in_index]
+    with torch.no_grad():
+        feats = backbone(torch.randn(1, 3, 64, 64))
+        logits = model(torch.randn(1, 3, 64, 64), mode='tensor')
+    assert feats[-1].shape[-1] == 64 // output_stride
+    assert logits.shape == (1, model.decode_head.num_classes, 16, 16) and torch.isfinite(
+        logits).all()
+
+
+@pytest.mark.parametrize('arch', ['a0', 'b1g2'])
+def test_mask_rcnn_and_fcos_configs(arch):
+    from mmdet.structures import DetDataSample
+    shape = (64, 96)
+    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    cfg, mask_rcnn = build_from_config(
+        osp.join(ROOT, 'configs', 'detection', f'mask_rcnn_repvgg_{arch}_fpn_1x_coco.py'))
+    assert cfg.test_evaluator.metric == ['bbox', 'segm']
+    assert any(t.type == 'LoadAnnotations' and t.with_mask for t in cfg.train_pipeline)
+    with torch.no_grad():
+        result = mask_rcnn(torch.randn(1, 3, *shape), [sample], mode='predict')[0]
+    assert result.pred_instances.masks.shape[-2:] == shape
+    cfg, fcos = build_from_config(
+        osp.join(ROOT, 'configs', 'detection', f'fcos_repvgg_{arch}_fpn_1x_coco.py'))
+    assert fcos.neck.start_level == 1 and cfg.optim_wrapper.clip_grad.max_norm == 35
+    assert type(fcos.bbox_head).__name__ == 'FCOSHead'
