@@ -73,8 +73,12 @@ def fuse_identity_bn(norm: _BatchNorm, groups: int, size: int) -> KernelBias:
 
 
 def sum_kernel_bias(parts) -> KernelBias:
-    """Add up ``(kernel, bias)`` pairs of parallel branches (kernels must share a shape)."""
-    parts = list(parts)
-    kernel = torch.stack([k for k, _ in parts]).sum(0)
-    bias = torch.stack([b for _, b in parts]).sum(0)
+    """Add up ``(kernel, bias)`` pairs of parallel branches; a smaller (e.g. 1x1) kernel is
+    centred in the largest one, after the smaller ones are summed at their own size."""
+    parts = sorted(parts, key=lambda part: part[0].shape[-1])
+    kernel, bias = parts[0]
+    for part_kernel, part_bias in parts[1:]:
+        if part_kernel.shape[-1] != kernel.shape[-1]:
+            kernel = pad_kernel_to(kernel, part_kernel.shape[-1])
+        kernel, bias = kernel + part_kernel, bias + part_bias
     return kernel, bias

@@ -55,10 +55,11 @@ class QARepVGGBlock(RepVGGBlock):
         if self.deploy:
             return self.branch_fused.weight, self.branch_fused.bias
         kernel, bias = fuse_kernel_bn(self.branch_3x3.conv.weight, self.branch_3x3.norm)
-        kernel = kernel + pad_kernel_to(self.branch_1x1.conv.weight, self.kernel_size)
+        centre = self.branch_1x1.conv.weight  # summed at 1x1, padded once
         if self.has_identity:
-            kernel = kernel + identity_kernel(self.in_channels, self.groups, self.kernel_size,
-                                              kernel.dtype, kernel.device)
+            centre = centre + identity_kernel(self.in_channels, self.groups, 1, centre.dtype,
+                                              centre.device)
+        kernel = kernel + pad_kernel_to(centre, self.kernel_size)
         return fuse_kernel_bn(kernel, self.post_norm, conv_bias=bias)
 
     def get_custom_L2(self) -> Tensor:  # noqa: N802 (name of the original RepVGG API)

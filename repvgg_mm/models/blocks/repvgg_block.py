@@ -17,7 +17,6 @@ from .fuse import (
     check_fusable_norm,
     fuse_identity_bn,
     fuse_kernel_bn,
-    pad_kernel_to,
     sum_kernel_bias,
 )
 from .online_fusion import OnlineFusion, check_online_fusion_mode
@@ -145,11 +144,12 @@ class RepVGGBlock(BaseModule):
         """Kernel and bias of one 3x3 conv equal to the branches (eval-mode BN); differentiable."""
         if self.deploy:
             return self.branch_fused.weight, self.branch_fused.bias
+        # The 1x1 and identity terms are summed at 1x1 and padded once: while training fused
+        # online, fewer kernel-sized tensors are made and kept for backward.
         parts = [fuse_kernel_bn(self.branch_3x3.conv.weight, self.branch_3x3.norm),
-                 fuse_kernel_bn(pad_kernel_to(self.branch_1x1.conv.weight, self.kernel_size),
-                                self.branch_1x1.norm)]
+                 fuse_kernel_bn(self.branch_1x1.conv.weight, self.branch_1x1.norm)]
         if self.branch_identity is not None:
-            parts.append(fuse_identity_bn(self.branch_identity, self.groups, self.kernel_size))
+            parts.append(fuse_identity_bn(self.branch_identity, self.groups, 1))
         return sum_kernel_bias(parts)
 
     def get_custom_L2(self) -> Tensor:  # noqa: N802 (name of the original RepVGG API)
