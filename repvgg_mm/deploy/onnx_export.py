@@ -124,7 +124,7 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
             with atomic_output(path) as tmp_path:
                 functions[name](model, example, tmp_path, input_name, output_names, opset)
             return name
-        except Exception as error:  # noqa: BLE001  (each exporter fails in its own ways)
+        except Exception as error:  # each exporter fails in its own ways
             errors.append(f'{name}: {type(error).__name__}: {str(error).splitlines()[0][:300]}')
             if name != order[-1]:
                 logger.warning(f'{name} ONNX exporter failed ({errors[-1]}); trying the next one')

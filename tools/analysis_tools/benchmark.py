@@ -18,18 +18,18 @@ import os
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch starts its OpenMP runtime
 
-import sys  # noqa: E402
+import sys
 
-import torch  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
+import torch
+from mmengine.logging import MMLogger
 
-import speed as bench  # noqa: E402
-import speed_report as bench_report  # noqa: E402
-from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT  # noqa: E402
-from repvgg_mm.models import ARCH_NAMES  # noqa: E402
-from repvgg_mm.utils.cli import run_tool, tool_parser  # noqa: E402
-from repvgg_mm.utils.errors import UserError  # noqa: E402
-from repvgg_mm.utils.fileio import write_json_atomic  # noqa: E402
+import speed as bench
+import speed_report as bench_report
+from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT
+from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.fileio import write_json_atomic
 
 QUICK = dict(input_size=64, batch=2, repeats=2, warmup=1, gemm_size=256)
 

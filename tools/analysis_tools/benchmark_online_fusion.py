@@ -34,37 +34,37 @@ import os
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')  # before torch starts its OpenMP runtime
 
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple  # noqa: E402
+import argparse
+import copy
+import itertools
+import json
+import logging
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import torch  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.registry import DefaultScope  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+import torch
+from mmengine.logging import MMLogger
+from mmengine.registry import DefaultScope
+from torch import Tensor, nn
 
-from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock  # noqa: E402
-from repvgg_mm.models.backbones.arch_settings import arch_channels  # noqa: E402
-from repvgg_mm.models.utils import randomize_bn_  # noqa: E402
-from repvgg_mm.testing import TINY_ARCH  # noqa: E402
-from repvgg_mm.utils.cli import run_tool, tool_parser  # noqa: E402
-from repvgg_mm.utils.compare import max_relative_error  # noqa: E402
-from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn  # noqa: E402
-from repvgg_mm.utils.errors import UserError, first_line  # noqa: E402
-from repvgg_mm.utils.fileio import write_json_atomic  # noqa: E402
-from repvgg_mm.utils.timing import Timing, time_interleaved, torch_threads  # noqa: E402
+from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock
+from repvgg_mm.models.backbones.arch_settings import arch_channels
+from repvgg_mm.models.utils import randomize_bn_
+from repvgg_mm.testing import TINY_ARCH
+from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.compare import max_relative_error
+from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
+from repvgg_mm.utils.errors import UserError, first_line
+from repvgg_mm.utils.fileio import write_json_atomic
+from repvgg_mm.utils.timing import Timing, time_interleaved, torch_threads
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = ('off', 'auto')
