@@ -1,6 +1,5 @@
 """tools/model_converters/convert_checkpoint.py end to end (subprocess) and its error paths
 (in process)."""
-import importlib.util
 import os
 import subprocess
 import sys
@@ -37,11 +36,8 @@ def run_tool(*args):
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('convert_checkpoint_tool', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool('model_converters/convert_checkpoint.py')
 
 
 def one_line_error(stderr: str) -> str:

@@ -1,6 +1,5 @@
 """The embedded toy dataset: deterministic, consistent between its seg and COCO layouts."""
 import hashlib
-import importlib.util
 import json
 import os
 
@@ -81,17 +80,8 @@ def test_configs_match_the_generator():
     assert tuple(det.metainfo.classes) == DET_CLASSES
 
 
-def _cli():
-    spec = importlib.util.spec_from_file_location(
-        'make_toy_dense_cli',
-        os.path.join(ROOT, 'tools', 'dataset_converters', 'make_toy_dense.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
-
-
-def test_cli_writes_and_reports(tmp_path, capsys):
-    main = _cli()
+def test_cli_writes_and_reports(tmp_path, capsys, load_tool):
+    main = load_tool('dataset_converters/make_toy_dense.py').main
     out = tmp_path / 'toy'
     argv = [str(out), '--num-train', '2', '--num-val', '1', '--size', '48']
     assert main(argv) == 0
