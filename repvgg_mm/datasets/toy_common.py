@@ -41,18 +41,30 @@ def read_manifest(out_dir: str, name: str) -> Optional[dict]:
         return None
 
 
+def _older_version_of(previous: Optional[dict], manifest: dict) -> bool:
+    """Whether ``previous`` is the manifest of the same dataset from an older generator version."""
+    if not isinstance(previous, dict) or set(previous) != set(manifest):
+        return False
+    same = all(previous[k] == v for k, v in manifest.items() if k != 'format_version')
+    older = previous.get('format_version')
+    return same and isinstance(older, int) and older < manifest['format_version']
+
+
 def publish_dataset(out_dir: str, manifest_name: str, manifest: dict,
                     fill: Callable[[str], None], overwrite: bool = False) -> bool:
     """Generate a dataset into ``out_dir`` with ``fill(staging_dir)``; return whether it was made.
 
-    An ``out_dir`` holding the same manifest is kept (False). Any other non-empty ``out_dir`` (or a
-    file there) raises :class:`ToyDataExistsError` unless ``overwrite``. When another process
-    publishes identical data meanwhile, its folder is kept.
+    An ``out_dir`` holding the same manifest is kept (False); one holding the same dataset from an
+    older generator version is regenerated. Any other non-empty ``out_dir`` (or a file there)
+    raises :class:`ToyDataExistsError` unless ``overwrite``. When another process publishes
+    identical data meanwhile, its folder is kept.
     """
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not (os.path.isdir(out_dir) and not os.listdir(out_dir)):
-        if read_manifest(out_dir, manifest_name) == manifest:
+        previous = read_manifest(out_dir, manifest_name)
+        if previous == manifest:
             return False
+        overwrite = overwrite or _older_version_of(previous, manifest)
         if not overwrite or not os.path.isdir(out_dir):
             raise ToyDataExistsError(f'{out_dir} exists and is not a toy dataset made with these '
                                      'parameters; choose another folder or overwrite it '

@@ -5,10 +5,11 @@ seed, in two standard layouts over the same images::
 
     OUT_DIR/img_dir/{train,val}/00000.png          RGB images
     OUT_DIR/ann_dir/{train,val}/00000.png          label maps (0 background, 1..3 shapes)
-    OUT_DIR/annotations/instances_{train,val}.json COCO boxes (category ids 1..3)
+    OUT_DIR/annotations/instances_{train,val}.json COCO boxes + instance masks (category ids 1..3)
     OUT_DIR/toy_dense.json                         manifest (generation parameters)
 
-mmseg reads it with ``BaseSegDataset`` (img_dir/ann_dir), mmdet with ``CocoDataset``.
+mmseg reads it with ``BaseSegDataset`` (img_dir/ann_dir), mmdet with ``CocoDataset``. Each COCO
+object's ``segmentation`` is the uncompressed RLE of its pixels in the label map, exactly.
 """
 import json
 import math
@@ -28,7 +29,7 @@ SEG_PALETTE = ((0, 0, 0), (220, 20, 60), (0, 170, 0), (30, 80, 230))
 DET_CLASSES = SEG_CLASSES[1:]
 SPLITS = ('train', 'val')
 MANIFEST = 'toy_dense.json'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: instance masks (RLE) in the COCO files
 
 # Hue centre (degrees) of each shape class; objects jitter around it, backgrounds stay desaturated.
 _CLASS_HUES = {1: 0.0, 2: 120.0, 3: 240.0}
@@ -73,8 +74,9 @@ def render_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4
                 max_tries: int = 50) -> Tuple[np.ndarray, np.ndarray, List[dict]]:
     """One image (uint8 HxWx3), its label map (uint8 HxW) and its objects.
 
-    Objects do not overlap, so every box matches its region of the label map. Each object is
-    ``dict(label, bbox=[x, y, w, h], area)`` with ``area`` the object's pixel count.
+    Objects do not overlap, so every box and mask matches its region of the label map. Each object
+    is ``dict(label, bbox=[x, y, w, h], area, mask)`` with ``area`` the object's pixel count and
+    ``mask`` its boolean HxW mask.
     """
     label_map = Image.new('L', (size, size), 0)
     occupied = np.zeros((size, size), dtype=bool)
@@ -97,7 +99,7 @@ def render_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4
         objects.append(dict(label=label, geometry=(cx, cy, radius, angle),
                             bbox=[float(xs.min()), float(ys.min()),
                                   float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-                            area=float(mask.sum())))
+                            area=float(mask.sum()), mask=mask))
     image = Image.fromarray(np.clip(_background(rng, size), 0, 255).astype(np.uint8))
     draw, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label_map)
     for obj in objects:
@@ -108,6 +110,18 @@ def render_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4
         _draw(draw_label, obj['label'], *geometry, fill=obj['label'])
     pixels = np.asarray(image, np.float32) + rng.normal(0, 6, size=(size, size, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8), np.asarray(label_map, np.uint8), objects
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """COCO's uncompressed RLE of a boolean HxW mask: run lengths in column-major order, starting
+    with a (possibly empty) run of zeros."""
+    flat = np.asarray(mask, dtype=bool).flatten(order='F')
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], changes, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return dict(size=list(mask.shape), counts=counts)
 
 
 def coco_categories() -> List[dict]:
@@ -130,7 +144,7 @@ def _write_split(root: str, split: str, count: int, rng: np.random.Generator, si
         for obj in objects:
             annotations.append(dict(id=len(annotations) + 1, image_id=index + 1,
                                     category_id=obj['label'], bbox=obj['bbox'], area=obj['area'],
-                                    iscrowd=0))
+                                    segmentation=mask_to_rle(obj['mask']), iscrowd=0))
         if progress is not None:
             progress.update()
     coco = dict(info=dict(description=f'repvgg_mm toy dense dataset ({split})'), licenses=[],

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from repvgg_mm.models.utils import iter_repvgg_blocks
 from repvgg_mm.utils.compare import flatten_tensors, tensor_difference
+from repvgg_mm.utils.errors import ExportError
 from repvgg_mm.utils.fileio import atomic_output
 
 EXPORTERS = ('auto', 'torchscript', 'dynamo')
@@ -128,7 +129,12 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
             errors.append(f'{name}: {type(error).__name__}: {str(error).splitlines()[0][:300]}')
             if name != order[-1]:
                 logger.warning(f'{name} ONNX exporter failed ({errors[-1]}); trying the next one')
-    raise RuntimeError('ONNX export failed: ' + ' | '.join(errors))
+    hint = ''
+    if any('adaptive_avg_pool2d' in e for e in errors):  # PPM/PSP pooling of mmseg heads
+        hint = ('; adaptive pooling exports only when each pooled feature map divides by the '
+                'pool output sizes: choose an input size whose stride-32 (or stride-8) map is a '
+                'multiple of 6 for pool scales (1, 2, 3, 6)')
+    raise ExportError('ONNX export failed: ' + ' | '.join(errors) + hint)
 
 
 def run_onnxruntime(path: str, inputs: Tensor) -> List[np.ndarray]:

@@ -17,6 +17,10 @@ class ConversionError(UserError):
     """An input that cannot be converted, or a conversion that failed its checks."""
 
 
+class ExportError(UserError, RuntimeError):
+    """No exporter could write the model (the message has each exporter's first error line)."""
+
+
 class MissingInputError(UserError, FileNotFoundError):
     """A file or folder a config needs does not exist (the message names the fix)."""
 

@@ -8,13 +8,15 @@ import torch
 from PIL import Image
 
 from repvgg_mm.apis import init_inferencer, init_model
+from repvgg_mm.conversion.whole_model import convert_whole_model, write_conversion
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.cli import run_tool
 from repvgg_mm.utils.config import load_config
 from repvgg_mm.utils.errors import EXIT_ERROR, CheckpointError
 
 CONFIGS = {'seg': 'configs/toy/pspnet_repvgg_a0_toy.py',
-           'det': 'configs/toy/retinanet_repvgg_a0_toy.py'}
+           'det': 'configs/toy/retinanet_repvgg_a0_toy.py',
+           'ins': 'configs/toy/mask_rcnn_repvgg_a0_toy.py'}
 
 
 @pytest.fixture(scope='module')
@@ -46,7 +48,8 @@ def test_inferencer_runs_our_weights(kind, repo_root, tmp_path, image):
         assert result['predictions'].shape == (96, 96)
         assert result['visualization'].shape == (96, 96, 3)
     else:
-        assert set(result['predictions'][0]) == {'labels', 'scores', 'bboxes'}
+        keys = {'labels', 'scores', 'bboxes'} | ({'masks'} if kind == 'ins' else set())
+        assert set(result['predictions'][0]) == keys
         assert result['visualization'][0].shape == (96, 96, 3)
 
 
@@ -90,3 +93,30 @@ def test_image_demo_bad_images_are_one_line(repo_root, tmp_path, capsys):
         assert run_tool(main, [str(img), str(repo_root / CONFIGS['seg']), 'w.pth']) == EXIT_ERROR
         err = capsys.readouterr().err
         assert err.startswith('error: ') and err.count('\n') == 1 and message in err
+
+
+@pytest.mark.parametrize('kind', ['seg', 'ins'])
+def test_stock_inference_apis_run_the_converted_files(kind, repo_root, tmp_path, image):
+    """mmseg's init_model + inference_model and mmdet's init_detector + inference_detector load our
+    configs (custom_imports) and the converter's deploy pair themselves, and predict the same."""
+    train_ckpt, _ = random_checkpoint(repo_root, kind, tmp_path)
+    train_cfg = str(repo_root / CONFIGS[kind])
+    result = convert_whole_model(train_cfg, train_ckpt)
+    deploy_cfg, deploy_ckpt = write_conversion(result, train_cfg, train_ckpt, str(tmp_path / 'out'))
+    if kind == 'seg':
+        from mmseg.apis import inference_model
+        from mmseg.apis import init_model as init_stock
+    else:
+        from mmdet.apis import inference_detector as inference_model
+        from mmdet.apis import init_detector as init_stock
+    train, fused = (inference_model(init_stock(c, k, device='cpu'), image)
+                    for c, k in ((train_cfg, train_ckpt), (deploy_cfg, deploy_ckpt)))
+    if kind == 'seg':
+        assert train.pred_sem_seg.data.shape[-2:] == (96, 96)
+        assert torch.equal(train.pred_sem_seg.data, fused.pred_sem_seg.data)
+    else:
+        a, b = train.pred_instances, fused.pred_instances
+        assert len(a) > 0 and torch.equal(a.labels, b.labels)
+        assert torch.allclose(a.bboxes, b.bboxes, atol=1e-3)
+        assert a.masks.shape[-2:] == (96, 96)
+        assert (a.masks != b.masks).float().mean() < 1e-3  # thresholded at 0.5: a pixel may flip

@@ -47,6 +47,9 @@ def test_shipped_configs_are_found():
             'configs/detection/faster_rcnn_repvgg_a0_fpn_1x_coco.py',
             'configs/detection/faster_rcnn_repvgg_b1g2_fpn_1x_coco.py',
             'configs/toy/retinanet_repvgg_a0_toy.py'} <= names
+    toys = {osp.basename(p) for p in glob.glob(osp.join(ROOT, 'configs', 'toy', '*.py'))}
+    assert {'deeplabv3plus_repvgg_a0_toy.py', 'upernet_repvgg_a0_toy.py',
+            'mask_rcnn_repvgg_a0_toy.py'} <= toys
 
 
 @pytest.mark.parametrize('path', SEG_CONFIGS, ids=_rel)
@@ -148,3 +151,70 @@ def test_mask_rcnn_and_fcos_configs(arch):
         osp.join(ROOT, 'configs', 'detection', f'fcos_repvgg_{arch}_fpn_1x_coco.py'))
     assert fcos.neck.start_level == 1 and cfg.optim_wrapper.clip_grad.max_norm == 35
     assert type(fcos.bbox_head).__name__ == 'FCOSHead'
+
+
+@pytest.mark.parametrize('name, head, strides', [
+    ('deeplabv3plus', 'DepthwiseSeparableASPPHead', (2, 2, 1, 1)),
+    ('upernet', 'UPerHead', (2, 2, 2, 2)),
+])
+def test_toy_deeplabv3plus_and_upernet(name, head, strides):
+    cfg, model = build_from_config(osp.join(ROOT, 'configs', 'toy', f'{name}_repvgg_a0_toy.py'))
+    backbone, decode = model.backbone, model.decode_head
+    assert type(decode).__name__ == head and backbone.arch == 'A0' and backbone.strides == strides
+    assert cfg.train_cfg.max_iters == 500 and decode.num_classes == 4
+    assert cfg.model.backbone.norm_cfg.type == 'BN' and 'init_cfg' not in cfg.model.backbone
+    channels = arch_channels('A0')[1]
+    if head == 'UPerHead':
+        assert list(decode.in_channels) == list(channels)
+    else:
+        assert decode.in_channels == channels[3]
+        assert decode.c1_bottleneck.conv.in_channels == channels[0]
+    assert model.auxiliary_head.in_channels == channels[2]
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 96, 96), mode='tensor')
+    assert logits.shape == (1, 4, 24, 24) and torch.isfinite(logits).all()
+
+
+def test_toy_mask_rcnn():
+    from mmdet.structures import DetDataSample
+    cfg, model = build_from_config(osp.join(ROOT, 'configs', 'toy', 'mask_rcnn_repvgg_a0_toy.py'))
+    assert type(model).__name__ == 'MaskRCNN' and cfg.test_evaluator.metric == ['bbox', 'segm']
+    for loader in (cfg.train_dataloader, cfg.test_dataloader):
+        assert any(t.type == 'LoadAnnotations' and t.with_mask for t in loader.dataset.pipeline)
+    roi = model.roi_head
+    assert roi.mask_head.num_classes == roi.bbox_head.num_classes == 3
+    assert roi.mask_roi_extractor.out_channels == model.neck.out_channels == 64
+    shape = (96, 96)
+    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    with torch.no_grad():
+        result = model(torch.randn(1, 3, *shape), [sample], mode='predict')[0]
+    masks = result.pred_instances.masks
+    assert masks.shape[-2:] == shape and masks.shape[0] == len(result.pred_instances.scores)
+
+
+NEW_CONFIGS = ['deeplabv3plus_repvgg_b2.py', 'upernet_repvgg_b2.py',
+               *(f'detection/{d}_repvgg_{a}_fpn_1x_coco.py'
+                 for d in ('mask_rcnn', 'fcos') for a in ('a0', 'b1g2')),
+               *(f'toy/{n}_repvgg_a0_toy.py' for n in ('deeplabv3plus', 'upernet', 'mask_rcnn'))]
+
+
+@pytest.mark.parametrize('name', NEW_CONFIGS)
+def test_missing_data_and_pretrained_checkpoint_are_one_line(name, tmp_path, monkeypatch):
+    from repvgg_mm.datasets.checks import check_checkpoints, check_config_inputs
+    from repvgg_mm.utils.errors import MissingInputError
+    monkeypatch.chdir(tmp_path)  # no data/ and no checkpoints/ here
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', name))
+    with pytest.raises(MissingInputError) as info:
+        check_config_inputs(cfg)
+    message = str(info.value)
+    assert '\n' not in message and message.startswith('dataset ')
+    assert '--cfg-options train_dataloader.dataset.data_root=DIR' in message
+    if 'toy' in name:  # trained from scratch
+        check_checkpoints(cfg)
+        return
+    with pytest.raises(MissingInputError) as info:
+        check_checkpoints(cfg)
+    message = str(info.value)
+    assert '\n' not in message and cfg.pretrained in message
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=PATH' in message

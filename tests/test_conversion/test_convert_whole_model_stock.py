@@ -1,7 +1,6 @@
 """The converted checkpoint + deploy config score exactly like the training checkpoint + training
 config in mmseg's and mmdet's own test scripts (site-packages/*/.mim/tools/test.py), load strictly
 there, and the fuse hook lets a stock test run evaluate the training checkpoint in fused form."""
-import glob
 import json
 import os
 import sys
@@ -23,15 +22,17 @@ from repvgg_mm.testing import (
     run_concurrently,
     runner_checkpoint,
 )
+from repvgg_mm.testing.stock import (
+    LOAD_WARNINGS,
+    STOCK_DRIVER,
+    read_log,
+    read_metrics,
+    stock_runs,
+)
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 
 CLASSES = ('background', 'circle', 'square', 'triangle')
-LOAD_WARNINGS = ('missing keys in source state_dict', 'unexpected key in source state_dict')
-
-
-def stock_test_script(package) -> str:
-    return os.path.join(os.path.dirname(package.__file__), '.mim', 'tools', 'test.py')
 
 
 def write_images(folder, count=4, size=64, seed=0):
@@ -74,34 +75,6 @@ def runtime_cfg(dataset: dict, evaluator: dict, hooks=()) -> dict:
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')),
         default_hooks=dict(logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(hooks), log_level='INFO')
-
-
-def read_metrics(work_dir) -> dict:
-    [log] = glob.glob(os.path.join(work_dir, '*', '*.json'))
-    with open(log) as f:
-        metrics = json.loads(f.read().strip().splitlines()[-1])
-    return {k: v for k, v in metrics.items() if k not in ('time', 'data_time', 'step')}
-
-
-# Runs stock scripts as __main__, one argv after the other, in one fresh interpreter (the imports
-# of torch, mmseg and mmdet are paid once; each run builds its own Runner).
-DRIVER = ('import json, runpy, sys\n'
-          'for sys.argv in json.loads(sys.argv[1]):\n'
-          '    runpy.run_path(sys.argv[0], run_name="__main__")')
-
-
-def stock_runs(package, tmp_path, runs: dict) -> list:
-    """argv lists running ``package``'s own tools/test.py for each ``name: (config, checkpoint,
-    extra args)``, work dirs ``tmp_path/wd_<name>``."""
-    script = stock_test_script(package)
-    return [[script, cfg, ckpt, '--work-dir', str(tmp_path / f'wd_{name}'), *extra]
-            for name, (cfg, ckpt, extra) in runs.items()]
-
-
-def read_log(work_dir) -> str:
-    [log] = glob.glob(os.path.join(work_dir, '*', '*.log'))
-    with open(log) as f:
-        return f.read()
 
 
 def prepare_segmentor(tmp_path):
@@ -171,7 +144,7 @@ def stock(tmp_path_factory):
     # The deploy runs come first: they start from a fresh interpreter, so the deploy configs'
     # custom_imports are what makes our modules available.
     argvs = [seg_runs[0], det_runs[0], *seg_runs[1:], *det_runs[1:]]
-    [(code, _, err)] = run_concurrently([[sys.executable, '-c', DRIVER, json.dumps(argvs)]],
+    [(code, _, err)] = run_concurrently([[sys.executable, '-c', STOCK_DRIVER, json.dumps(argvs)]],
                                         cwd=seg)
     assert code == 0, f'a stock test.py failed: {err[-3000:]}'
     return dict(seg=seg, det=det)

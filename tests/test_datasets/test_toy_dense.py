@@ -9,7 +9,15 @@ from mmengine.config import Config
 from PIL import Image
 
 from repvgg_mm.datasets import ToyDataExistsError
-from repvgg_mm.datasets.toy_dense import DET_CLASSES, SEG_CLASSES, SEG_PALETTE, make_toy_dense
+from repvgg_mm.datasets.toy_dense import (
+    DET_CLASSES,
+    FORMAT_VERSION,
+    MANIFEST,
+    SEG_CLASSES,
+    SEG_PALETTE,
+    make_toy_dense,
+    mask_to_rle,
+)
 from repvgg_mm.utils.cli import run_tool
 from repvgg_mm.utils.errors import EXIT_ERROR
 
@@ -70,6 +78,50 @@ def test_boxes_match_label_maps(tmp_path):
             assert ann['area'] <= w * h
             covered[y:y + h, x:x + w] |= inside
         assert covered.sum() == (labels > 0).sum()  # every shape pixel lies in its object's box
+
+
+def test_instance_masks_are_the_label_map_objects(tmp_path):
+    from pycocotools import mask as coco_mask
+    from pycocotools.coco import COCO
+    make_toy_dense(tmp_path, num_train=6, num_val=2, size=64, progress=False)
+    coco = COCO(str(tmp_path / 'annotations' / 'instances_train.json'))  # the evaluator's reader
+    for image in coco.dataset['images']:
+        labels = np.asarray(Image.open(tmp_path / 'ann_dir' / 'train' / image['file_name']))
+        drawn = np.zeros_like(labels)
+        for ann in coco.loadAnns(coco.getAnnIds(imgIds=image['id'])):
+            mask = coco.annToMask(ann).astype(bool)
+            assert mask.sum() == ann['area'] == coco_mask.area(coco.annToRLE(ann))
+            x, y, w, h = coco_mask.toBbox(coco.annToRLE(ann))
+            assert [x, y, w, h] == ann['bbox']  # the box is the mask's box
+            assert not drawn[mask].any()  # objects do not overlap
+            drawn[mask] = ann['category_id']
+        assert np.array_equal(drawn, labels)  # masks and label map agree pixel for pixel
+
+
+@pytest.mark.parametrize('mask', [
+    np.zeros((3, 4), bool), np.ones((3, 4), bool), np.eye(4, dtype=bool),
+    np.random.default_rng(0).random((7, 5)) > 0.5])
+def test_mask_to_rle_matches_pycocotools(mask):
+    from pycocotools import mask as coco_mask
+    rle = mask_to_rle(mask)
+    assert sum(rle['counts']) == mask.size and rle['size'] == list(mask.shape)
+    decoded = coco_mask.decode(coco_mask.frPyObjects(rle, *mask.shape))
+    assert np.array_equal(decoded.astype(bool), mask)
+
+
+def test_dataset_of_an_older_format_is_regenerated(tmp_path):
+    make_toy_dense(tmp_path, num_train=2, num_val=1, size=48, progress=False)
+    expected = _digest(tmp_path)
+    manifest = json.loads((tmp_path / MANIFEST).read_text())
+    (tmp_path / MANIFEST).write_text(json.dumps(dict(manifest, format_version=FORMAT_VERSION - 1)))
+    coco_file = tmp_path / 'annotations' / 'instances_train.json'
+    coco_file.write_text('{"images": [], "annotations": []}')  # what an old version wrote
+    assert make_toy_dense(tmp_path, num_train=2, num_val=1, size=48, progress=False)['created']
+    assert _digest(tmp_path) == expected
+    # a different dataset (not only an older format) is still refused
+    (tmp_path / MANIFEST).write_text(json.dumps(dict(manifest, format_version=1, seed=5)))
+    with pytest.raises(ToyDataExistsError):
+        make_toy_dense(tmp_path, num_train=2, num_val=1, size=48, progress=False)
 
 
 def test_configs_match_the_generator():

@@ -6,6 +6,7 @@ metainfo = dict(
     classes=('background', 'circle', 'square', 'triangle'),
     palette=[[0, 0, 0], [220, 20, 60], [0, 170, 0], [30, 80, 230]])
 crop_size = (64, 64)  # train on random crops, test on whole images
+img_scale = (96, 96)  # the generated size: what the test pipeline feeds the model
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
