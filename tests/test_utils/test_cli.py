@@ -12,6 +12,7 @@ FAILING_RUNS = {
     'demo.py': ['--data-root', '{tmp}/file.txt'],
     'analysis_tools/benchmark.py': ['--mode', 'seg', '--input-size', '1', '2', '3'],
     'analysis_tools/verify_archs.py': ['--archs', 'A0', '--tolerance', '-1'],
+    'analysis_tools/model_zoo.py': ['--configs', 'missing_config.py'],
     'deployment/export_onnx.py': ['--what', 'classifier', '--checkpoint', 'missing.pth'],
     'deployment/quantize.py': ['--data-root', 'missing_folder'],
     'model_converters/convert_checkpoint.py': ['missing.pth', '{tmp}/out.pth'],
