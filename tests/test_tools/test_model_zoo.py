@@ -84,3 +84,22 @@ def test_readme_without_markers_is_refused_untouched(zoo, tmp_path):
     with pytest.raises(UserError, match='needs one <!-- model-zoo:start -->'):
         zoo.main(['--configs', 'configs/toy/repvgg_a0_toy_cls.py', '--readme', str(readme)])
     assert readme.read_text() == '# no markers\n'
+
+
+@pytest.mark.parametrize('extra, pipeline, size', [
+    (dict(img_scale=(96, 64)), [], (64, 96)),  # mmdet scale: (W, H)
+    (dict(crop_size=(32, 64)), [], (32, 64)),  # mmseg crop: (H, W)
+    ({}, [dict(type='Resize', scale=(1333, 800), keep_ratio=True)], (800, 1333)),
+    ({}, [dict(type='Resize', scale=(2048, 512), keep_ratio=True)], (512, 512)),
+    ({}, [dict(type='Resize', size=256), dict(type='CenterCrop', size=224)], (224, 224)),
+])
+def test_input_size_of(zoo, extra, pipeline, size):
+    from mmengine.config import Config
+    cfg = Config(dict(test_dataloader=dict(dataset=dict(pipeline=pipeline)), **extra))
+    assert zoo.input_size_of(cfg) == size
+
+
+def test_input_size_unknown_is_refused(zoo):
+    from mmengine.config import Config
+    with pytest.raises(UserError, match='cannot tell the test size'):
+        zoo.input_size_of(Config(dict(test_dataloader=dict(dataset=dict(pipeline=[])))))

@@ -109,7 +109,7 @@ def _pipeline(cfg) -> list:
     return list(dataset.get('pipeline') or dataset.get('transforms') or [])
 
 
-def test_size(cfg) -> Tuple[int, int]:
+def input_size_of(cfg) -> Tuple[int, int]:
     """(H, W) the test pipeline feeds the model.
 
     A ``CenterCrop`` gives its size; a keep-ratio ``Resize`` to (long, short) gives short x long,
@@ -124,10 +124,10 @@ def test_size(cfg) -> Tuple[int, int]:
         if step.get('type') == 'Resize' and step.get('scale'):
             long, short = max(step['scale']), min(step['scale'])
             return (short, long) if long <= 2 * short else (short, short)
-    for key in ('img_scale', 'crop_size'):
-        if cfg.get(key):
-            height, width = cfg[key][1], cfg[key][0]  # (W, H) as mmdet/mmseg scales
-            return (height, width)
+    if cfg.get('img_scale'):  # (W, H), as mmdet's scales
+        return (cfg.img_scale[1], cfg.img_scale[0])
+    if cfg.get('crop_size'):  # (H, W), as mmseg's crop sizes
+        return tuple(cfg.crop_size)
     raise UserError('cannot tell the test size: no CenterCrop or Resize in the test pipeline and '
                     'no img_scale/crop_size in the config')
 
@@ -147,7 +147,7 @@ def describe(config: str, cfg=None) -> ConfigInfo:
         task, head = 'classification', model.head.type
     return ConfigInfo(config=config, task=task, head=head, arch=_arch_name(model.backbone),
                       dataset=_dataset_name(cfg), schedule=_schedule(cfg),
-                      test_size=test_size(cfg))
+                      test_size=input_size_of(cfg))
 
 
 class TensorForward(nn.Module):
