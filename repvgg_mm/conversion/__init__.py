@@ -8,6 +8,7 @@ from .equivalence import (
     EquivalenceReport,
     check_equivalence,
     check_untouched_tensors,
+    detection_samples,
 )
 from .whole_model import (
     ConversionResult,
@@ -20,5 +21,6 @@ from .whole_model import (
 
 __all__ = ['ConversionResult', 'ConversionSummary', 'DEFAULT_TOLERANCE', 'EquivalenceReport',
            'check_equivalence', 'check_fits_arch', 'check_untouched_tensors',
-           'convert_checkpoint_file', 'convert_whole_model', 'deploy_config', 'infer_arch',
+           'convert_checkpoint_file', 'convert_whole_model', 'deploy_config', 'detection_samples',
+           'infer_arch',
            'repvgg_model_convert', 'summary_lines', 'whole_model_convert', 'write_conversion']

@@ -90,7 +90,9 @@ def _is_two_stage(model: nn.Module) -> bool:
             and getattr(model, 'roi_head', None) is not None)
 
 
-def _detection_samples(inputs: Tensor) -> list:
+def detection_samples(inputs: Tensor) -> list:
+    """One image-only mmdet ``DetDataSample`` per image of ``inputs`` (N, C, H, W): shapes H x W,
+    scale factor 1, no annotations: what a detector's predict/tensor forward needs."""
     from mmdet.structures import DetDataSample
     shape = tuple(inputs.shape[-2:])
     info = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
@@ -107,7 +109,7 @@ def network_outputs(model: nn.Module, inputs: Tensor, proposals=None) -> list:
     NMS decision can differ between them).
     """
     if _is_two_stage(model):
-        samples = _detection_samples(inputs)
+        samples = detection_samples(inputs)
         feats = model.extract_feat(inputs)
         return [feats, model.rpn_head(feats), model.roi_head.forward(feats, proposals, samples)]
     outputs = []
@@ -149,7 +151,7 @@ def check_equivalence(train_model: nn.Module, deploy_model: nn.Module, sample: T
     proposals = None
     if _is_two_stage(reference):
         proposals = reference.rpn_head.predict(reference.extract_feat(sample),
-                                               _detection_samples(sample), rescale=False)
+                                               detection_samples(sample), rescale=False)
     recorder = _BlockRecorder(reference)
     try:
         ref_out = network_outputs(reference, sample, proposals)

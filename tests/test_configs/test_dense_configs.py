@@ -10,6 +10,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from repvgg_mm.conversion import detection_samples
 from repvgg_mm.models import RepVGG, arch_channels
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -92,12 +93,9 @@ def test_detection_config_builds_and_runs(path):
         model.eval()
         assert cfg.train_cfg.max_epochs == 12
         assert [s for s in cfg.param_scheduler if s.type == 'MultiStepLR'][0].milestones == [8, 11]
-    from mmdet.structures import DetDataSample
-    shape = (64, 96)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    images = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
-        results = model(torch.randn(1, 3, *shape), [sample], mode='predict')
+        results = model(images, detection_samples(images), mode='predict')
     boxes = results[0].pred_instances.bboxes
     assert boxes.ndim == 2 and boxes.shape[1] == 4 and torch.isfinite(boxes).all()
 
@@ -136,17 +134,14 @@ def test_deeplabv3plus_and_upernet_configs(name, head, output_stride, iters):
 
 @pytest.mark.parametrize('arch', ['a0', 'b1g2'])
 def test_mask_rcnn_and_fcos_configs(arch):
-    from mmdet.structures import DetDataSample
-    shape = (64, 96)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    images = torch.randn(1, 3, 64, 96)
     cfg, mask_rcnn = build_from_config(
         osp.join(ROOT, 'configs', 'detection', f'mask_rcnn_repvgg_{arch}_fpn_1x_coco.py'))
     assert cfg.test_evaluator.metric == ['bbox', 'segm']
     assert any(t.type == 'LoadAnnotations' and t.with_mask for t in cfg.train_pipeline)
     with torch.no_grad():
-        result = mask_rcnn(torch.randn(1, 3, *shape), [sample], mode='predict')[0]
-    assert result.pred_instances.masks.shape[-2:] == shape
+        result = mask_rcnn(images, detection_samples(images), mode='predict')[0]
+    assert result.pred_instances.masks.shape[-2:] == (64, 96)
     cfg, fcos = build_from_config(
         osp.join(ROOT, 'configs', 'detection', f'fcos_repvgg_{arch}_fpn_1x_coco.py'))
     assert fcos.neck.start_level == 1 and cfg.optim_wrapper.clip_grad.max_norm == 35
@@ -176,7 +171,6 @@ def test_toy_deeplabv3plus_and_upernet(name, head, strides):
 
 
 def test_toy_mask_rcnn():
-    from mmdet.structures import DetDataSample
     cfg, model = build_from_config(osp.join(ROOT, 'configs', 'toy', 'mask_rcnn_repvgg_a0_toy.py'))
     assert type(model).__name__ == 'MaskRCNN' and cfg.test_evaluator.metric == ['bbox', 'segm']
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
@@ -184,13 +178,11 @@ def test_toy_mask_rcnn():
     roi = model.roi_head
     assert roi.mask_head.num_classes == roi.bbox_head.num_classes == 3
     assert roi.mask_roi_extractor.out_channels == model.neck.out_channels == 64
-    shape = (96, 96)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
-                                         batch_input_shape=shape, scale_factor=(1.0, 1.0)))
+    images = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
-        result = model(torch.randn(1, 3, *shape), [sample], mode='predict')[0]
+        result = model(images, detection_samples(images), mode='predict')[0]
     masks = result.pred_instances.masks
-    assert masks.shape[-2:] == shape and masks.shape[0] == len(result.pred_instances.scores)
+    assert masks.shape[-2:] == (96, 96) and masks.shape[0] == len(result.pred_instances.scores)
 
 
 NEW_CONFIGS = ['deeplabv3plus_repvgg_b2.py', 'upernet_repvgg_b2.py',

@@ -55,6 +55,7 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 
+from repvgg_mm.conversion import detection_samples
 from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock
 from repvgg_mm.models.backbones.arch_settings import arch_channels
 from repvgg_mm.models.utils import randomize_bn_
@@ -521,23 +522,17 @@ def build_random_model(cfg, seed: int) -> nn.Module:
 
 def detection_batch(s: dict, seed: int, num_classes: int = 3):
     """Random images and ``DetDataSample`` s with ``s['boxes']`` random boxes each."""
-    from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     generator = torch.Generator().manual_seed(seed)
     size, count = s['size'], s['boxes']
     inputs = torch.randn(s['batch'], 3, size, size, generator=generator)
-    shape = (size, size)
-    samples = []
-    for _ in range(s['batch']):
+    samples = detection_samples(inputs)
+    for sample in samples:
         corner = torch.rand(count, 2, generator=generator) * size * 0.6
         extent = (torch.rand(count, 2, generator=generator) * 0.3 + 0.1) * size
-        sample = DetDataSample(metainfo=dict(
-            img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-            scale_factor=(1.0, 1.0)))
         sample.gt_instances = InstanceData(
             bboxes=torch.cat([corner, corner + extent], dim=1),
             labels=torch.randint(0, num_classes, (count, ), generator=generator))
-        samples.append(sample)
     return inputs, samples
 
 
