@@ -24,7 +24,7 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from repvgg_mm.conversion import check_equivalence
+from repvgg_mm.conversion import check_equivalence, detection_samples
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import complexity
 from repvgg_mm.utils.cli import run_tool, tool_parser
@@ -132,9 +132,13 @@ def input_size_of(cfg) -> Tuple[int, int]:
                     'no img_scale/crop_size in the config')
 
 
+def _load(config: str):
+    return load_config(config if os.path.isabs(config) else os.path.join(ROOT, config))
+
+
 def describe(config: str, cfg=None) -> ConfigInfo:
     """Table columns of ``config`` (a path relative to the repository root) from its text."""
-    cfg = cfg or load_config(os.path.join(ROOT, config) if not os.path.isabs(config) else config)
+    cfg = cfg or _load(config)
     scope = config_scope(cfg)
     model = cfg.model
     if scope == 'mmseg':
@@ -160,23 +164,14 @@ class TensorForward(nn.Module):
         self.scope = scope
         self.train(model.training)  # mirror the wrapped model's mode
 
-    def _samples(self, x):
-        if self.scope != 'mmdet':
-            return None
-        from mmdet.structures import DetDataSample
-        shape = tuple(x.shape[-2:])
-        meta = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-                    scale_factor=(1.0, 1.0))
-        return [DetDataSample(metainfo=meta) for _ in range(x.shape[0])]
-
     def forward(self, x):
-        return self.model(x, self._samples(x), mode='tensor')
+        samples = detection_samples(x) if self.scope == 'mmdet' else None
+        return self.model(x, samples, mode='tensor')
 
 
 def _fused_pair(cfg, seed: int) -> Tuple[nn.Module, nn.Module]:
+    """The model with random weights (built only: no pretrained file is read) and its fused twin."""
     cfg.model, _ = replace_sync_bn(cfg.model)
-    cfg.model.backbone.pop('init_cfg', None)  # random weights: no pretrained file needed
-    cfg.model.pop('pretrained', None)
     torch.manual_seed(seed)
     model = build_model(cfg).eval()
     randomize_bn_(model, torch.Generator().manual_seed(seed))
@@ -185,7 +180,7 @@ def _fused_pair(cfg, seed: int) -> Tuple[nn.Module, nn.Module]:
 
 def measure(config: str, dense_size: Sequence[int], cls_size: Sequence[int], repeats: int,
             seed: int = 0, tolerance: float = 1e-4) -> Tuple[ConfigInfo, Measurement]:
-    cfg = load_config(os.path.join(ROOT, config) if not os.path.isabs(config) else config)
+    cfg = _load(config)
     info = describe(config, cfg)
     scope = config_scope(cfg)
     train_model, fused_model = _fused_pair(cfg, seed)
@@ -205,18 +200,18 @@ def measure(config: str, dense_size: Sequence[int], cls_size: Sequence[int], rep
         max_rel_diff=report.outputs.max_rel)
 
 
-def _count(value: float, unit: str) -> str:
+def _count(value: float) -> str:
     for scale, suffix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
         if value >= scale:
-            return f'{value / scale:.1f}{suffix}{unit}'
-    return f'{value:.0f}{unit}'
+            return f'{value / scale:.1f}{suffix}'
+    return f'{value:.0f}'
 
 
 def table_row(info: ConfigInfo, m: Measurement) -> str:
     (pt, pf), (ft, ff), (lt, lf) = m.params, m.flops, m.latency
     cells = info.cells() + [
-        f'{_count(pt, "")} -> {_count(pf, "")}',
-        f'{_count(ft, "")} -> {_count(ff, "")}',
+        f'{_count(pt)} -> {_count(pf)}',
+        f'{_count(ft)} -> {_count(ff)}',
         f'{lt * 1000:.0f} -> {lf * 1000:.0f} ms ({lt / lf:.2f}x)']
     return '| ' + ' | '.join(cells) + ' |'
 
