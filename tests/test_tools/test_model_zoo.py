@@ -103,3 +103,10 @@ def test_input_size_unknown_is_refused(zoo):
     from mmengine.config import Config
     with pytest.raises(UserError, match='cannot tell the test size'):
         zoo.input_size_of(Config(dict(test_dataloader=dict(dataset=dict(pipeline=[])))))
+
+
+def test_config_outside_the_repository_is_named_as_given(zoo, tmp_path):
+    broken = tmp_path / 'broken.py'
+    broken.write_text('model = dict(\n')
+    with pytest.raises(UserError, match=f'cannot load config {broken}:'):
+        zoo.main(['--configs', str(broken)])

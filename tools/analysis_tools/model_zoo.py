@@ -132,6 +132,13 @@ def input_size_of(cfg) -> Tuple[int, int]:
                     'no img_scale/crop_size in the config')
 
 
+def _repo_relative(path: str) -> str:
+    """``path`` relative to the repository root when it lies inside it, else absolute."""
+    path = os.path.abspath(path)
+    inside = os.path.commonpath([path, ROOT]) == ROOT
+    return os.path.relpath(path, ROOT) if inside else path
+
+
 def _load(config: str):
     return load_config(config if os.path.isabs(config) else os.path.join(ROOT, config))
 
@@ -265,8 +272,7 @@ def main(argv=None):
         raise UserError(f'--repeats must be at least 1, got {args.repeats}')
     if args.readme:
         splice_readme(read_text(args.readme), '', args.readme)  # refuse it before measuring
-    configs = [os.path.relpath(os.path.abspath(c), ROOT) for c in args.configs or []]
-    configs = configs or shipped_configs()
+    configs = [_repo_relative(c) for c in args.configs or []] or shipped_configs()
     logger = MMLogger.get_instance('repvgg_mm_model_zoo', log_level='INFO')
     rows = []
     for index, config in enumerate(configs, 1):
