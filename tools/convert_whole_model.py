@@ -26,17 +26,20 @@ from repvgg_mm.conversion.whole_model import (
     summary_lines,
     write_conversion,
 )
+from repvgg_mm.utils.argtypes import input_path, non_negative_float, non_negative_int, positive_int
 from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
-    parser.add_argument('config', help='training config (classification, mmseg or mmdet)')
-    parser.add_argument('checkpoint', help='training checkpoint (flat, DDP or Runner file)')
+    parser.add_argument('config', type=input_path,
+                        help='training config (classification, mmseg or mmdet)')
+    parser.add_argument('checkpoint', type=input_path,
+                        help='training checkpoint (flat, DDP or Runner file)')
     parser.add_argument('out_dir', help='folder for the deploy config and checkpoint')
     add_cfg_options(parser, 'model.backbone.arch=B2')
     parser.add_argument('--force', action='store_true', help='write into a non-empty OUT_DIR')
-    parser.add_argument('--tolerance', type=float, default=DEFAULT_TOLERANCE,
+    parser.add_argument('--tolerance', type=non_negative_float, default=DEFAULT_TOLERANCE,
                         help='max relative output difference allowed (default 1e-4)')
     which = parser.add_mutually_exclusive_group()
     which.add_argument('--ema', dest='weights', action='store_const', const='ema', default='auto',
@@ -45,10 +48,11 @@ def parse_args(argv=None):
                        help='convert the non-averaged weights of an EMA-trained file')
     parser.add_argument('--add-module-prefix', action='store_true',
                         help="save keys with 'module.' (for loading into a DDP-wrapped model)")
-    parser.add_argument('--sample-shape', type=int, nargs=2, default=DEFAULT_SAMPLE_SHAPE,
+    parser.add_argument('--sample-shape', type=positive_int, nargs=2, default=DEFAULT_SAMPLE_SHAPE,
                         metavar=('H', 'W'),
                         help='spatial size of the verification sample (default 128 128)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the verification sample')
+    parser.add_argument('--seed', type=non_negative_int, default=0,
+                        help='seed of the verification sample')
     parser.add_argument('--no-verify', action='store_true',
                         help='skip the output comparison (key and bit-identity checks still run)')
     return parser.parse_args(argv)

@@ -25,6 +25,7 @@ import torch
 
 from repvgg_mm.apis import init_model
 from repvgg_mm.datasets.toy_dense import make_toy_dense
+from repvgg_mm.utils.argtypes import positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.timing import time_interleaved
@@ -40,8 +41,10 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/demo', help='where every output goes')
     parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT,
                         help='toy dataset folder (generated if absent)')
-    parser.add_argument('--speed-batch', type=int, default=8, help='images per timed forward')
-    parser.add_argument('--speed-repeats', type=int, default=7, help='timed rounds (median)')
+    parser.add_argument('--speed-batch', type=positive_int, default=8,
+                        help='images per timed forward')
+    parser.add_argument('--speed-repeats', type=positive_int, default=7,
+                        help='timed rounds (median)')
     return parser.parse_args(argv)
 
 

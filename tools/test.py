@@ -12,29 +12,32 @@ import os
 import sys
 
 from repvgg_mm.engine import test
+from repvgg_mm.utils.argtypes import input_path, non_negative_float, non_negative_int, output_path
 from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser('Test (and evaluate) a checkpoint')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('config', type=input_path, help='test config file path')
+    parser.add_argument('checkpoint', type=input_path, help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and evaluation results')
     parser.add_argument(
-        '--out', help='predictions: a .pkl file (classification, detection) or a folder of label '
-        'maps (segmentation); with --out-item metrics: a .json file of the metrics')
+        '--out', type=output_path,
+        help='predictions: a .pkl file (classification, detection) or a folder of label maps '
+             '(segmentation); with --out-item metrics: a .json file of the metrics')
     parser.add_argument('--out-item', choices=['pred', 'metrics'], default='pred',
                         help='what --out receives (default: pred)')
     parser.add_argument('--fuse', action='store_true',
                         help='fuse every RepVGG block after loading (test the deployed structure)')
     parser.add_argument('--show', action='store_true', help='show predictions (seg/det)')
     parser.add_argument('--show-dir', help='save painted predictions to this dir (seg/det)')
-    parser.add_argument('--wait-time', type=float, default=2, help='the interval of show (s)')
+    parser.add_argument('--wait-time', type=non_negative_float, default=2,
+                        help='the interval of show (s)')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (seg/det)')
     add_cfg_options(parser, 'test_dataloader.dataset.data_root=/data/imagenet')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=non_negative_int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

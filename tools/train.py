@@ -11,12 +11,13 @@ import os
 import sys
 
 from repvgg_mm.engine import train
+from repvgg_mm.utils.argtypes import input_path, non_negative_int
 from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser('Train a classifier, segmentor or detector')
-    parser.add_argument('config', help='train config file path')
+    parser.add_argument('config', type=input_path, help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
@@ -29,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--local_rank', '--local-rank', type=non_negative_int, default=0)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args

@@ -7,7 +7,7 @@ from torch import nn
 
 from repvgg_mm.checkpoint import load_state_dict_strict, read_weights
 from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn, setup_codebase
-from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.errors import UserError, first_line
 
 
 def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, device: str = 'cpu',
@@ -45,9 +45,15 @@ def init_inferencer(config: str, checkpoint: str, device: str = 'cpu',
         raise UserError(f'{config}: image inference is for mmseg and mmdet configs (scope '
                         f'{scope!r}); use init_model for classifiers')
     weights = read_weights(checkpoint)
-    with warnings.catch_warnings():  # "weights is None": the weights are loaded below, strictly
-        warnings.simplefilter('ignore')
-        inferencer = Inferencer(model=cfg, weights=None, device=device)
+    with warnings.catch_warnings():  # the weights are loaded below, strictly: not "random"
+        for message in ('Checkpoint is not loaded', 'weights is None'):
+            warnings.filterwarnings('ignore', message=message, category=UserWarning)
+        try:
+            inferencer = Inferencer(model=cfg, weights=None, device=device)
+        except (UserError, OSError):
+            raise
+        except Exception as exc:  # the inferencer builds the model itself: config mistakes
+            raise UserError(f'cannot build the model of {config}: {first_line(exc)}') from exc
     load_state_dict_strict(inferencer.model, weights.state, source=f'of {checkpoint}')
     meta = {k.lower(): v for k, v in (weights.meta.get('dataset_meta') or {}).items()
             if k.lower() in ('classes', 'palette')}

@@ -11,9 +11,40 @@ from .layouts import OURS, ParsedState, format_keys, read_state_dict
 from .reader import read_weights
 
 
+def _has(keys, part: str) -> bool:
+    return any(part in key for key in keys)
+
+
+def _has_1x1_norm(keys) -> bool:
+    """A norm in the 1x1 branch (RepVGG's; QARepVGG's 1x1 branch is a bare conv)."""
+    return any('.branch_1x1.' in key and '.branch_1x1.conv.' not in key for key in keys)
+
+
+def structure_hint(model_keys, file_keys) -> str:
+    """What to change when a file's RepVGG blocks are of another kind than the model's (block
+    type, fused vs training-time); '' when the keys say nothing of the kind."""
+    model_keys, file_keys = set(model_keys), set(file_keys)
+    missing, unexpected = model_keys - file_keys, file_keys - model_keys
+    if _has(unexpected, '.branch_fused.') and _has(missing, '.branch_3x3.'):
+        return ('the file holds fused (deploy-time) RepVGG blocks: use the deploy config that '
+                'tools/convert_whole_model.py wrote beside it (<config>_deploy.py), or set '
+                'model.backbone.deploy=True')
+    if _has(missing, '.branch_fused.') and _has(unexpected, '.branch_3x3.'):
+        return ('the file holds training-time RepVGG blocks but the model is fused (deploy=True): '
+                'use the training-time config (tools/test.py --fuse tests it fused), or convert '
+                'the file with tools/convert_whole_model.py')
+    if _has(unexpected, '.post_norm.') and _has_1x1_norm(missing):
+        return ("the file holds QARepVGG blocks (post_norm): set "
+                "model.backbone.block_type='qarepvgg'")
+    if _has(missing, '.post_norm.') and _has_1x1_norm(unexpected):
+        return ("the file holds RepVGG blocks (a BN in every branch): set "
+                "model.backbone.block_type='repvgg'")
+    return ''
+
+
 def load_state_dict_strict(module: nn.Module, state: Dict[str, Tensor], source: str = '') -> None:
     """``load_state_dict(strict=True)`` with a readable list of missing/unexpected/mismatched
-    keys."""
+    keys, and what to change when the blocks are of another kind."""
     own = module.state_dict()
     missing = set(own) - set(state)
     unexpected = set(state) - set(own)
@@ -22,8 +53,9 @@ def load_state_dict_strict(module: nn.Module, state: Dict[str, Tensor], source: 
         ('missing', missing), ('unexpected', unexpected), ('with another shape', mismatched))
         if keys]
     if problems:
-        raise CheckpointError(f'weights {source} do not fit {type(module).__name__}; '
-                              + '; '.join(problems))
+        hint = structure_hint(own, state)
+        raise CheckpointError(f'weights {source} do not fit {type(module).__name__}'
+                              + (f': {hint}' if hint else '') + '; ' + '; '.join(problems))
     module.load_state_dict(state, strict=True)
 
 
@@ -79,8 +111,9 @@ def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
             parsed = read_state_dict(state)
         except CheckpointError as exc:
             where = f'keys under {prefix!r}' if used_prefix else 'the file'
-            raise CheckpointError(
-                f'cannot load {path} into {type(module).__name__}: {where}: {exc}') from exc
+            hint = structure_hint(module.state_dict(), state)
+            raise CheckpointError(f'cannot load {path} into {type(module).__name__}: '
+                                  + (hint if hint else f'{where}: {exc}')) from exc
         _check_deploy_matches(module, parsed, path)
         converted = parsed.to_layout(OURS, 'backbone')
         kind = 'fused' if parsed.is_deploy else 'training-time'

@@ -28,10 +28,11 @@ from typing import Dict, List, Optional, Tuple
 
 from torch import Tensor
 
+from repvgg_mm.utils.compare import NonFiniteError, first_non_finite
 from repvgg_mm.utils.errors import CheckpointError
 
 from .layouts import DDP_PREFIX, strip_ddp_prefix
-from .safe_load import safe_load
+from .safe_load import check_checkpoint_file, safe_load
 
 WEIGHT_CHOICES = ('auto', 'ema', 'raw')
 # Separate entries holding an averaged copy (not swapped into the main weights).
@@ -104,7 +105,8 @@ def _separate_ema(checkpoint: dict, main_entry: Optional[str]) -> Optional[_EmaC
 
 
 def select_weights(checkpoint, weights: str = 'auto', source: str = 'the checkpoint') -> Weights:
-    """Pick the weights from a loaded checkpoint object (see the module docstring)."""
+    """Pick the weights from a loaded checkpoint object (see the module docstring); weights
+    holding NaN or infinity are refused, naming the first such tensor."""
     if weights not in WEIGHT_CHOICES:
         raise ValueError(f'weights must be one of {WEIGHT_CHOICES}, got {weights!r}')
     if not isinstance(checkpoint, dict):
@@ -136,6 +138,10 @@ def select_weights(checkpoint, weights: str = 'auto', source: str = 'the checkpo
     else:
         state = ema.state
         selected = f'{ema.source} ({"raw weights" if ema.swapped else "EMA average"})'
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise NonFiniteError(f'{source}: {bad!r} holds NaN or infinity; refusing weights that '
+                             'cannot give a meaningful result')
     top_level = set(checkpoint) if main_entry else {k for k, v in checkpoint.items()
                                                      if not isinstance(v, Tensor)}
     dropped = sorted(str(k) for k in top_level - {main_entry, 'meta'})
@@ -149,8 +155,7 @@ def load_checkpoint_file(path: str) -> dict:
     path = os.fspath(path)
     if not path.endswith('.safetensors'):
         return safe_load(path)
-    if not os.path.isfile(path):
-        raise CheckpointError(f'checkpoint not found: {path}')
+    check_checkpoint_file(path)
     from safetensors import SafetensorError  # optional dependency (timm installs it)
     from safetensors.torch import load_file
     try:

@@ -24,7 +24,11 @@ _PICKLE_PROTOCOL_BYTE = 0x80
 _SUGGESTION = re.compile(r'weights.only load failed|re-running|weights_only|in pytorch 2\.6', re.I)
 
 
-def _check_file(path: str) -> None:
+def check_checkpoint_file(path: str) -> None:
+    """Refuse, in one line, a path that cannot hold a checkpoint (missing, a folder, unreadable,
+    empty, not a torch file or an incomplete zip archive); cheap, so tools call it before their
+    long work. ``.safetensors`` files get the file checks only."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise CheckpointError(f'checkpoint not found: {path}')
     if os.path.isdir(path):
@@ -33,6 +37,8 @@ def _check_file(path: str) -> None:
         raise CheckpointError(f'checkpoint {path} is not readable (permission denied)')
     if os.path.getsize(path) == 0:
         raise CheckpointError(f'checkpoint {path} is empty')
+    if path.endswith('.safetensors'):
+        return
     with open(path, 'rb') as handle:
         head = handle.read(4)
     if head != _ZIP_MAGIC and head[0] != _PICKLE_PROTOCOL_BYTE:
@@ -56,7 +62,7 @@ def safe_load(path: str, map_location: Any = 'cpu') -> Any:
     failure (missing, empty, not a checkpoint, truncated, untrusted content)."""
     register_safe_globals()
     path = os.fspath(path)
-    _check_file(path)
+    check_checkpoint_file(path)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

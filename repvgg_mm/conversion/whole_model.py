@@ -31,7 +31,6 @@ from repvgg_mm.models.utils import (
     iter_repvgg_blocks,
     training_time_blocks,
 )
-from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.config import build_model, config_from_text, config_scope, load_config
 from repvgg_mm.utils.errors import CheckpointError, ConversionError
 from repvgg_mm.utils.fileio import atomic_torch_save, atomic_write_all, remove_stale_temps
@@ -104,17 +103,18 @@ def check_output_location(inputs: Sequence[str], out_dir: str, outputs: Sequence
             if _same_file(output, path):
                 raise ConversionError(f'writing {output} would overwrite the input {path}; '
                                       'choose another OUT_DIR')
-    remove_stale_temps(out_dir)
+    for output in outputs:
+        remove_stale_temps(output)
     if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
         raise ConversionError(f'OUT_DIR {out_dir} exists and is not empty; pass --force to write '
                               'into it')
 
 
 def read_training_checkpoint(path: str, weights: str = 'auto') -> Weights:
-    """Read ``path`` through the one reader and pick the weights to convert; refuse non-finite
-    weights and files that are fused already (decided from the weights, whatever wrote them)."""
+    """Read ``path`` through the one reader (which refuses non-finite weights) and pick the
+    weights to convert; refuse files that are fused already (decided from the weights, whatever
+    wrote them)."""
     weights_ = read_weights(path, weights)
-    check_finite(weights_.state, path)
     fused = find_fused_keys(weights_.state)
     if fused:
         raise CheckpointError(f'{path} is already fused (deploy-time keys such as {fused[0]!r}); '

@@ -9,6 +9,7 @@ package installs them (``apt-get install dataset-fashion-mnist``): no download a
 (3-channel uint8 images, by repetition, at ``size``).
 """
 import gzip
+import math
 import os
 from typing import Tuple
 
@@ -47,7 +48,9 @@ def read_idx(path: str) -> np.ndarray:
     if ndim == 0 or len(data) < header:
         raise UserError(f'{path} is truncated (incomplete IDX header)')
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim))
-    expected = int(np.prod(shape))
+    if 0 in shape:
+        raise UserError(f'{path} holds no data (IDX shape {shape})')
+    expected = math.prod(shape)  # Python integers: a crafted header cannot overflow
     if len(data) - header != expected:
         raise UserError(f'{path} is truncated or corrupt: {len(data) - header} bytes of data for '
                         f'shape {shape} ({expected} expected)')

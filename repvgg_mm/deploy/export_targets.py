@@ -147,7 +147,6 @@ def load_weights(model: nn.Module, checkpoint: str, logger: MMLogger) -> nn.Modu
     """Load ``checkpoint`` strictly; a file with fused keys first turns the model into its fused
     structure so its keys line up."""
     state = read_weights(checkpoint).state
-    check_finite(state, f'the weights of {checkpoint}')
     if find_fused_keys(state):
         logger.info(f'{checkpoint} holds fused RepVGG weights; fusing the model structure first')
         model = fuse_repvgg_blocks(model, do_copy=False)

@@ -26,6 +26,8 @@ from repvgg_mm.utils.fileio import atomic_output
 EXPORTERS = ('auto', 'torchscript', 'dynamo')
 DEFAULT_OPSET = 17
 DYNAMO_MIN_OPSET = 18
+#: opsets the exporters write for these models (the TorchScript exporter stops at 20)
+SUPPORTED_OPSETS = (11, 20)
 
 
 class ExportAdapter(nn.Module):
@@ -114,6 +116,9 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
     """
     if exporter not in EXPORTERS:
         raise KeyError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
+    low, high = SUPPORTED_OPSETS
+    if not low <= opset <= high:
+        raise ExportError(f'opset {opset} is not supported; choose one in [{low}, {high}]')
     logger = logger or MMLogger.get_current_instance()
     model.eval()
     output_names = output_names_of(model, example)
@@ -129,6 +134,9 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
             errors.append(f'{name}: {type(error).__name__}: {str(error).splitlines()[0][:300]}')
             if name != order[-1]:
                 logger.warning(f'{name} ONNX exporter failed ({errors[-1]}); trying the next one')
+                if order[order.index(name) + 1] == 'dynamo' and opset < DYNAMO_MIN_OPSET:
+                    logger.warning(f'the dynamo exporter writes opset {DYNAMO_MIN_OPSET} or '
+                                   f'later: opset {DYNAMO_MIN_OPSET} instead of {opset}')
     hint = ''
     if any('adaptive_avg_pool2d' in e for e in errors):  # PPM/PSP pooling of mmseg heads
         hint = ('; adaptive pooling exports only when each pooled feature map divides by the '

@@ -6,23 +6,29 @@ The codebase comes from the config's ``default_scope``: ``repvgg_mm`` (classific
 reader and loads them strictly.
 """
 import copy
+import ctypes
 import logging
 import os
 import os.path as osp
-import tempfile
+import signal
+import sys
 from typing import Any, Callable, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
+from repvgg_mm.checkpoint import check_checkpoint_file
 from repvgg_mm.datasets.checks import check_config_inputs, check_data_root
 from repvgg_mm.utils.config import load_config, setup_codebase
 from repvgg_mm.utils.errors import UserError, first_line
-from repvgg_mm.utils.fileio import write_json_atomic
+from repvgg_mm.utils.fileio import write_error, write_json_atomic
 
 from .distributed import adapt_to_cpu
 from .runner import RepVGGRunner
+from .work_dir import disk_error, run_files
+
+CHECKPOINT_HOOK = 'repvgg_mm.RepVGGCheckpointHook'
 
 
 def set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
@@ -59,16 +65,26 @@ def enable_auto_scale_lr(cfg: Config) -> None:
 
 
 def set_resume(cfg: Config, resume: Optional[str]) -> None:
-    """``resume='auto'``: latest checkpoint of the work dir; a path: that checkpoint."""
+    """``resume='auto'``: the latest checkpoint of the work dir (its ``last_checkpoint`` file),
+    which must exist; a path: that checkpoint (read, and refused if missing, by the safe
+    reader)."""
     if resume is None:
         return
     cfg.resume = True
-    if resume == 'auto':
-        cfg.load_from = None
-    elif not osp.isfile(resume):
-        raise UserError(f'checkpoint to resume from not found: {resume}')
-    else:
+    if resume != 'auto':
         cfg.load_from = resume
+        return
+    record = osp.join(cfg.work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        raise UserError(f'--resume: nothing to resume in {cfg.work_dir} (no last_checkpoint file '
+                        'there); give the checkpoint (--resume PATH) or the run\'s --work-dir, '
+                        'or leave --resume out to start training')
+    with open(record, encoding='utf-8') as handle:
+        latest = handle.read().strip()
+    if not latest or not osp.isfile(latest):
+        raise UserError(f'--resume: {record} names {latest or "nothing"}, which is not a file; '
+                        'give the checkpoint with --resume PATH')
+    cfg.load_from = latest
 
 
 def fix_dataloader_workers(cfg: Config) -> None:
@@ -88,6 +104,34 @@ def add_custom_hook(cfg: Config, hook: dict) -> None:
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
 
 
+def use_checkpoint_hook(cfg: Config) -> None:
+    """Checkpoints through :class:`~repvgg_mm.engine.hooks.RepVGGCheckpointHook` (mmengine's hook
+    with atomic files and the random states for an exact resume), said in the log."""
+    hooks = cfg.get('default_hooks')
+    if hooks is None:
+        cfg.default_hooks = hooks = ConfigDict()
+    checkpoint = hooks.get('checkpoint')
+    if checkpoint is None:  # mmengine's default: CheckpointHook(interval=1)
+        hooks['checkpoint'] = dict(type=CHECKPOINT_HOOK, interval=1)
+    elif checkpoint.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        checkpoint['type'] = CHECKPOINT_HOOK
+    else:
+        return
+    print_log('checkpoints: repvgg_mm.RepVGGCheckpointHook (CheckpointHook with atomic files and '
+              'the random states of every process, for an exact --resume)', logger='current')
+
+
+def _raise_log_errors(logger: logging.Logger) -> None:
+    """A log file that cannot be written (full disk) stops the run with one line naming it,
+    instead of Python's ``--- Logging error ---`` tracebacks on every later message."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler):
+            def handle_error(record, path=handler.baseFilename):
+                exc = sys.exc_info()[1]
+                raise write_error(path, exc) from exc
+            handler.handleError = handle_error
+
+
 def build_runner(cfg: Config) -> RepVGGRunner:
     """A :class:`RepVGGRunner` for ``cfg`` (a config's own ``runner_type`` is refused: its
     checkpoint loading would bypass the safe reader)."""
@@ -95,35 +139,45 @@ def build_runner(cfg: Config) -> RepVGGRunner:
         raise UserError(f'runner_type={cfg.runner_type!r} is not supported by the repvgg_mm tools '
                         '(they load checkpoints through repvgg_mm.RepVGGRunner)')
     adapt_to_cpu(cfg)  # no CUDA: gloo, CPU DDP, SyncBN -> BN (repvgg_mm/engine/distributed.py)
-    check_work_dir(cfg.work_dir)
+    use_checkpoint_hook(cfg)
     try:
-        return RepVGGRunner.from_cfg(cfg)
+        runner = RepVGGRunner.from_cfg(cfg)
     except (UserError, OSError):
         raise
     except Exception as exc:  # unknown types, bad arguments: a config mistake (--debug: traceback)
         raise UserError(f'cannot build the runner from the config: {first_line(exc)}') from exc
+    _raise_log_errors(runner.logger)
+    return runner
 
 
-def check_work_dir(work_dir: str) -> None:
-    """Create ``work_dir`` and prove it is writable (read-only, immutable or under a file: one
-    line naming it)."""
-    try:
-        os.makedirs(work_dir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=work_dir):
-            pass
-    except OSError as exc:
-        raise UserError(f'work_dir {work_dir} is not a writable folder: {first_line(exc)}') from exc
-
-
-def run_loop(loop: Callable[[], Any]) -> Any:
+def run_loop(loop: Callable[[], Any], work_dir: str) -> Any:
     """Run ``runner.train``/``runner.test``; an image the data pipeline cannot decode (mmcv's
-    LoadImageFromFile asserts) becomes a one-line error naming the file."""
+    LoadImageFromFile asserts) becomes a one-line error naming the file, a failed write (a full
+    disk) one naming the file or the work dir."""
     try:
         return loop()
+    except UserError:
+        raise
+    except OSError as exc:
+        raise disk_error(work_dir, exc) from exc
     except AssertionError as exc:
         if 'failed to load image' in str(exc):
             raise UserError(str(exc).strip().splitlines()[0]) from exc
         raise
+
+
+def stop_with_launcher() -> None:
+    """In a torchrun worker: end this process when the launcher dies (Linux ``PR_SET_PDEATHSIG``),
+    so killing the launcher, even with SIGKILL, stops the whole job."""
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
@@ -141,8 +195,11 @@ def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = N
     set_resume(cfg, resume)
     fix_dataloader_workers(cfg)
     check_config_inputs(cfg, ('train', 'val'))
-    runner = build_runner(cfg)
-    return run_loop(runner.train)
+    if launcher == 'pytorch':
+        stop_with_launcher()
+    with run_files(cfg.work_dir, lock=True):
+        runner = build_runner(cfg)
+        return run_loop(runner.train, cfg.work_dir)
 
 
 def _trigger_visualization(cfg: Config, scope: str, show: bool, show_dir: Optional[str],
@@ -219,8 +276,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     scope = setup_codebase(cfg)
     cfg.launcher = launcher
     set_work_dir(cfg, config, work_dir)
-    if not osp.isfile(checkpoint):
-        raise UserError(f'checkpoint not found: {checkpoint}')
+    check_checkpoint_file(checkpoint)  # before the data checks: the reader's own message
     cfg.load_from = checkpoint
     cfg.resume = False
     if show or show_dir:
@@ -239,10 +295,11 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     fix_dataloader_workers(cfg)
     check_data_root(cfg, ('test', ))
     dump = _dump_metric(scope, out) if dump_pred is not None and scope != 'mmseg' else None
-    runner = build_runner(cfg)
-    if dump is not None:
-        runner.test_evaluator.metrics.append(dump)
-    metrics = run_loop(runner.test)
+    with run_files(cfg.work_dir):
+        runner = build_runner(cfg)
+        if dump is not None:
+            runner.test_evaluator.metrics.append(dump)
+        metrics = run_loop(runner.test, cfg.work_dir)
     if out is not None and out_item == 'metrics' and _is_main_process():
         write_json_atomic(metrics, out)
     return metrics

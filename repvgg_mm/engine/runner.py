@@ -32,12 +32,12 @@ class RepVGGRunner(Runner):
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
                         revise_keys=((r'^module\.', ''), )) -> dict:
         checkpoint = load_checkpoint_file(filename)
+        weights = select_weights(checkpoint, source=filename)  # refuses NaN/inf weights
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         if self._resume:  # the runner's own file: mmengine restores it (EMA hooks included)
             _load_checkpoint_to_model(unwrap_model(self.model), checkpoint, strict,
                                       revise_keys=list(revise_keys))
         else:
-            weights = select_weights(checkpoint, source=filename)
             load_state_dict_strict(unwrap_model(self.model), weights.state,
                                    source=f'of {filename}')
         self._has_loaded = True

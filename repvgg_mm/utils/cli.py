@@ -16,6 +16,7 @@ from typing import Callable, List, Optional
 from mmengine.config import DictAction
 
 from .errors import EXIT_ERROR, UserError, error_line, first_line
+from .fileio import clear_protected_inputs
 
 ONE_LINE_ERRORS = (UserError, OSError)
 
@@ -49,9 +50,18 @@ def add_cfg_options(parser: argparse.ArgumentParser, example: str) -> None:
                              'key=a,b; nested keys with dots)')
 
 
+class ToolArgumentParser(argparse.ArgumentParser):
+    """argparse with the policy's one-line usage errors (``error: ...``, exit 2, no usage
+    block)."""
+
+    def error(self, message: str):
+        print(f'error: {" ".join(message.split())} (see {self.prog} --help)', file=sys.stderr)
+        sys.exit(EXIT_ERROR)
+
+
 def tool_parser(description: str, **kwargs) -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` with the shared ``--debug`` flag."""
-    parser = argparse.ArgumentParser(description=description, **kwargs)
+    """An argument parser with the shared ``--debug`` flag and one-line usage errors."""
+    parser = ToolArgumentParser(description=description, **kwargs)
     parser.add_argument('--debug', action='store_true',
                         help='show the full traceback of an error instead of one line')
     return parser
@@ -61,6 +71,7 @@ def run_tool(main: Callable[[Optional[List[str]]], Optional[int]],
              argv: Optional[List[str]] = None) -> int:
     """Run ``main(argv)`` under the policy above; return the exit status (for ``sys.exit``)."""
     args = sys.argv[1:] if argv is None else argv
+    clear_protected_inputs()
     try:
         return int(main(argv) or 0)
     except ONE_LINE_ERRORS as exc:
@@ -68,6 +79,10 @@ def run_tool(main: Callable[[Optional[List[str]]], Optional[int]],
             raise
         print(error_line(exc), file=sys.stderr)
         return EXIT_ERROR
+    except SystemExit as exc:  # argparse: --help (0) or a usage error already printed (2)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
     except KeyboardInterrupt:
         print('error: interrupted', file=sys.stderr)
         return 130
+    finally:
+        clear_protected_inputs()

@@ -38,5 +38,7 @@ def first_line(exc: BaseException) -> str:
 
 def error_line(exc: BaseException) -> str:
     """``error: <message>`` on one line (whitespace and newlines collapsed)."""
-    message = str(exc) if isinstance(exc, UserError) else first_line(exc)
-    return 'error: ' + ' '.join(message.split())
+    message = ' '.join((str(exc) if isinstance(exc, UserError) else first_line(exc)).split())
+    while message.lower().startswith('error:'):  # a wrapped message that says it already
+        message = message[len('error:'):].lstrip()
+    return 'error: ' + message

@@ -1,23 +1,79 @@
-"""Atomic output files: write to a temporary file beside the target, then ``os.replace`` it.
+"""Output files: atomic writes, and no write over an input of the run.
 
-Temporary files are named ``.<target name>.<pid>.<random>.tmp<ext>``: a process killed while
-writing (SIGKILL, power loss) leaves such a file behind, and :func:`remove_stale_temps` (run before
-every write) deletes those whose writing process is gone. A failed write (full disk, read-only
-folder, file size limit) is a one-line :class:`~repvgg_mm.utils.errors.UserError` naming the
-target, and leaves neither the temporary file nor a changed target.
+Every file is written to a temporary file beside its target, then moved onto it with
+``os.replace``. Temporary names carry a marker only this project writes:
+``.<target name>.repvgg_mm-tmp.<pid>.<random><ext>``. A process killed while writing (SIGKILL,
+power loss) leaves such a file behind; the next write of the same target deletes those of its
+temporaries whose writing process is gone (:func:`remove_stale_temps`), and nothing else.
+
+A failed write (full disk, read-only folder, file size limit) is a one-line
+:class:`~repvgg_mm.utils.errors.UserError` naming the target, and leaves neither the temporary
+file, nor a folder made for it, nor a changed target.
+
+The inputs of a run (registered with :func:`protect_inputs`, e.g. by the argument types of
+:mod:`repvgg_mm.utils.argtypes`) are never written over: every write compares its target with them
+by resolved path and by inode, so links are caught too (:func:`check_output_target`).
 """
 import json
 import os
 import re
 import tempfile
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import torch
 
 from .errors import UserError, first_line
 
-_TEMP_NAME = re.compile(r'^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.tmp[^/]*$')
+TEMP_MARKER = 'repvgg_mm-tmp'
+# What a full disk or a file size limit looks like in the errors of open/write and torch.save's
+# zip writer.
+_DISK_FULL_SIGNS = ('No space left', 'File too large', 'file write failed', 'unexpected pos',
+                    'Disk quota exceeded')
+_protected_inputs: Dict[str, str] = {}  # resolved path -> path as the user gave it
+
+
+def protect_inputs(*paths: str) -> None:
+    """Register input paths of this run: no later write may target them."""
+    for path in paths:
+        if path:
+            _protected_inputs[os.path.realpath(path)] = path
+
+
+def clear_protected_inputs() -> None:
+    """Forget the registered inputs (at the start and end of every tool run)."""
+    _protected_inputs.clear()
+
+
+def _same_file(a: str, b: str) -> bool:
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    if a == b:
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:  # one of them does not exist
+        return False
+
+
+def check_output_target(path: str, inputs: Sequence[str] = ()) -> None:
+    """Refuse an output ``path`` that is empty, a folder, an input of this run (registered or in
+    ``inputs``), or lies in a folder that cannot be written; creates nothing."""
+    if not path or not str(path).strip():
+        raise UserError('the output path is empty; give a file name')
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f'the output {path} is a folder; give a file name')
+    for given in list(inputs) + list(_protected_inputs.values()):
+        if _same_file(path, given):
+            raise UserError(f'refusing to write {path}: it is an input of this run ({given}); '
+                            'choose another output')
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f'cannot write {path}: {existing} is a file, not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f'cannot write {path}: the folder {existing} is not writable')
 
 
 def _umask() -> int:
@@ -36,15 +92,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(folder: str) -> List[str]:
-    """Delete the temporary files of our naming in ``folder`` whose writer has died; return them."""
+def _temp_pattern(name: str) -> 're.Pattern':
+    return re.compile(rf'^\.{re.escape(name)}\.{re.escape(TEMP_MARKER)}\.(?P<pid>\d+)\.'
+                      rf'[A-Za-z0-9_]+{re.escape(os.path.splitext(name)[1])}$')
+
+
+def remove_stale_temps(target: str) -> List[str]:
+    """Delete the temporary files of ``target`` whose writer has died; return them."""
+    folder, name = os.path.split(os.path.abspath(target))
     removed = []
     if not os.path.isdir(folder):
         return removed
-    for name in os.listdir(folder):
-        match = _TEMP_NAME.match(name)
+    pattern = _temp_pattern(name)
+    for entry in os.listdir(folder):
+        match = pattern.match(entry)
         if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
-            path = os.path.join(folder, name)
+            path = os.path.join(folder, entry)
             try:
                 os.remove(path)
                 removed.append(path)
@@ -53,32 +116,65 @@ def remove_stale_temps(folder: str) -> List[str]:
     return removed
 
 
-def _temp_beside(path: str, suffix: str) -> str:
-    folder, name = os.path.split(os.path.abspath(path))
+def _make_folders(folder: str) -> List[str]:
+    """``os.makedirs(folder)``; return the folders it created, deepest first."""
+    created = []
+    current = folder
+    while not os.path.exists(current):
+        created.append(current)
+        current = os.path.dirname(current)
     os.makedirs(folder, exist_ok=True)
-    remove_stale_temps(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.{os.getpid()}.', suffix=f'.tmp{suffix}',
-                               dir=folder)
+    return created
+
+
+def _remove_empty(folders: Sequence[str]) -> None:
+    for folder in folders:  # deepest first
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (another writer), or already gone
+            return
+
+
+def _temp_beside(path: str, created: List[str]) -> str:
+    check_output_target(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    created.extend(_make_folders(folder))
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{name}.{TEMP_MARKER}.{os.getpid()}.',
+                               suffix=os.path.splitext(name)[1], dir=folder)
     os.close(fd)
     return tmp
 
 
-def _write_error(path: str, exc: BaseException) -> UserError:
+def write_error(path: str, exc: BaseException) -> UserError:
+    """A one-line error for a failed write of ``path`` (with a hint when the disk looks full)."""
     reason = first_line(exc)
-    if 'file write failed' in reason or 'No space left' in reason or 'File too large' in reason:
+    if any(sign in reason for sign in _DISK_FULL_SIGNS):
         reason += ' (disk full or file size limit?)'
     return UserError(f'cannot write {path}: {reason}')
+
+
+def _is_write_failure(exc: BaseException) -> bool:
+    """An ``OSError``, or the ``RuntimeError`` of torch.save's zip writer on a full disk."""
+    if isinstance(exc, UserError):
+        return False
+    if isinstance(exc, OSError):
+        return True
+    return isinstance(exc, RuntimeError) and (
+        'PytorchStreamWriter' in str(exc) or any(sign in str(exc) for sign in _DISK_FULL_SIGNS))
 
 
 def atomic_write_all(writers: Dict[str, Callable[[str], None]]) -> None:
     """Write several files all-or-nothing: each ``writer(tmp)`` fills a temporary file beside its
     target (same extension); only when all succeeded are they renamed onto the targets."""
-    temps = {}
+    temps, created = {}, []
     current = None
     try:
+        for path in writers:
+            check_output_target(path)
         for path, write in writers.items():
             current = path
-            temps[path] = _temp_beside(path, os.path.splitext(path)[1])
+            temps[path] = _temp_beside(path, created)
             write(temps[path])
             os.chmod(temps[path], 0o666 & ~_umask())  # mkstemp creates 0600; use the usual mode
         for path, tmp in temps.items():
@@ -88,9 +184,9 @@ def atomic_write_all(writers: Dict[str, Callable[[str], None]]) -> None:
         for tmp in temps.values():
             if os.path.exists(tmp):
                 os.remove(tmp)
-        # torch.save reports a full disk as a RuntimeError from its zip writer
-        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, UserError):
-            raise _write_error(current, exc) from exc
+        _remove_empty(created)
+        if _is_write_failure(exc):
+            raise write_error(current, exc) from exc
         raise
 
 
@@ -98,9 +194,11 @@ def atomic_write_all(writers: Dict[str, Callable[[str], None]]) -> None:
 def atomic_output(path: str) -> Iterator[str]:
     """Yield a temporary path (same extension) beside ``path``; on success move it onto ``path``.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file (and any folder made for it) is removed and ``path`` is
+    left as it was.
     """
-    tmp = _temp_beside(path, os.path.splitext(path)[1])
+    created: List[str] = []
+    tmp = _temp_beside(path, created)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
@@ -108,8 +206,9 @@ def atomic_output(path: str) -> Iterator[str]:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from exc
+        _remove_empty(created)
+        if _is_write_failure(exc):
+            raise write_error(path, exc) from exc
         raise
 
 

@@ -11,6 +11,7 @@ from repvgg_mm.apis import init_inferencer, init_model
 from repvgg_mm.conversion.whole_model import convert_whole_model, write_conversion
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.cli import run_tool
+from repvgg_mm.utils.compare import NonFiniteError
 from repvgg_mm.utils.config import load_config
 from repvgg_mm.utils.errors import EXIT_ERROR, CheckpointError
 
@@ -84,15 +85,81 @@ def test_image_demo_writes_a_png(kind, repo_root, tmp_path, image, capsys):
     assert Image.open(out).size == (96, 96)
 
 
-def test_image_demo_bad_images_are_one_line(repo_root, tmp_path, capsys):
+def test_image_demo_bad_images_are_one_line(repo_root, tmp_path, capsys, image):
     main = runpy.run_path(str(repo_root / 'demo' / 'image_demo.py'))['main']
     text = tmp_path / 'notes.png'
     text.write_text('not an image')
+    empty = tmp_path / 'empty.png'
+    empty.write_bytes(b'')
+    truncated = tmp_path / 'truncated.jpg'
+    Image.open(image).save(tmp_path / 'whole.jpg', quality=90)
+    truncated.write_bytes((tmp_path / 'whole.jpg').read_bytes()[:600])
+    Image.fromarray(np.zeros((1, 1, 3), dtype=np.uint8)).save(tmp_path / 'pixel.png')
     for img, message in ((tmp_path / 'missing.png', 'image not found'),
-                         (text, 'cannot read image')):
+                         (tmp_path / 'pixel.png', 'is 1x1 pixels'),
+                         (text, 'cannot read image'), (tmp_path, 'is a folder'),
+                         (empty, 'is empty (0 bytes)'), (truncated, 'truncated')):
         assert run_tool(main, [str(img), str(repo_root / CONFIGS['seg']), 'w.pth']) == EXIT_ERROR
         err = capsys.readouterr().err
-        assert err.startswith('error: ') and err.count('\n') == 1 and message in err
+        assert err.startswith('error: ') and err.count('\n') == 1 and message in err, err
+        assert err.count('error:') == 1, err
+
+
+def test_image_demo_never_writes_over_its_inputs(repo_root, tmp_path, capsys, image):
+    path, _ = random_checkpoint(repo_root, 'seg', tmp_path)
+    (tmp_path / 'link.pth').symlink_to(path)
+    main = runpy.run_path(str(repo_root / 'demo' / 'image_demo.py'))['main']
+    before = {p: open(p, 'rb').read() for p in (path, image)}
+    for out in (path, image, str(tmp_path / 'link.pth'), str(repo_root / CONFIGS['seg'])):
+        assert run_tool(main, [image, str(repo_root / CONFIGS['seg']), path,
+                               '--out-file', out]) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert 'it is an input of this run' in err and err.count('\n') == 1, err
+    assert {p: open(p, 'rb').read() for p in before} == before
+
+
+def test_non_finite_weights_are_refused_for_inference(repo_root, tmp_path, image, capsys):
+    """A NaN weight would draw an all-background prediction and exit 0: refused, named."""
+    _, model = random_checkpoint(repo_root, 'seg', tmp_path)
+    state = model.state_dict()
+    state['decode_head.conv_seg.weight'][0, 0] = float('nan')
+    path = tmp_path / 'nan.pth'
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(NonFiniteError, match="'decode_head.conv_seg.weight' holds NaN"):
+        init_inferencer(str(repo_root / CONFIGS['seg']), str(path))
+    with pytest.raises(NonFiniteError, match='NaN'):
+        init_model(str(repo_root / CONFIGS['seg']), str(path))
+    main = runpy.run_path(str(repo_root / 'demo' / 'image_demo.py'))['main']
+    out = tmp_path / 'drawn.png'
+    assert run_tool(main, [image, str(repo_root / CONFIGS['seg']), str(path), '--out-file',
+                           str(out)]) == EXIT_ERROR
+    assert 'holds NaN or infinity' in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize('options', [['model.backbone.arch=Z9'],
+                                     ['model.backbone.online_fusion=maybe']])
+def test_bad_model_values_are_one_line(options, repo_root, tmp_path, image, capsys):
+    path, _ = random_checkpoint(repo_root, 'seg', tmp_path)
+    main = runpy.run_path(str(repo_root / 'demo' / 'image_demo.py'))['main']
+    assert run_tool(main, [image, str(repo_root / CONFIGS['seg']), path,
+                           '--cfg-options', *options]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith('error: cannot build the model') and err.count('\n') == 1, err
+
+
+def test_messages_name_the_fix_for_other_block_kinds(repo_root, tmp_path):
+    _, model = random_checkpoint(repo_root, 'seg', tmp_path)
+    qa_cfg = load_config(str(repo_root / CONFIGS['seg']))
+    qa_cfg.model.backbone.block_type = 'qarepvgg'
+    qa = init_model(qa_cfg)
+    torch.save({'state_dict': qa.state_dict()}, tmp_path / 'qa.pth')
+    with pytest.raises(CheckpointError, match="block_type='qarepvgg'"):
+        init_model(str(repo_root / CONFIGS['seg']), str(tmp_path / 'qa.pth'))
+    with pytest.raises(CheckpointError, match="block_type='repvgg'"):
+        init_model(qa_cfg, str(tmp_path / 'seg.pth'))
+    torch.save({'state_dict': fuse_repvgg_blocks(model).state_dict()}, tmp_path / 'fused.pth')
+    with pytest.raises(CheckpointError, match='deploy config'):
+        init_model(str(repo_root / CONFIGS['seg']), str(tmp_path / 'fused.pth'))
 
 
 @pytest.mark.parametrize('kind', ['seg', 'ins'])

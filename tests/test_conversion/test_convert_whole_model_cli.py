@@ -24,6 +24,7 @@ from repvgg_mm.testing import (
 )
 from repvgg_mm.utils.cli import run_tool as run_cli
 from repvgg_mm.utils.errors import EXIT_ERROR
+from repvgg_mm.utils.fileio import TEMP_MARKER
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.path.join(REPO, 'tools', 'convert_whole_model.py')
@@ -235,7 +236,7 @@ def test_rerun_after_a_killed_write_needs_no_force(inputs, capsys, tmp_path):
     out.mkdir()
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
-    stale = out / f'.cls_deploy.pth.{dead.pid}.k2j4.tmp.pth'
+    stale = out / f'.cls_deploy.pth.{TEMP_MARKER}.{dead.pid}.k2j4.pth'
     stale.write_bytes(b'half a checkpoint')
     code, _, err = run_main([inputs['cfg'], inputs['ckpt'], out, '--no-verify'], capsys)
     assert code == 0, err

@@ -92,7 +92,7 @@ def test_failed_export_keeps_existing_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize('key, value, message', [
     ('backbone.stage1.0.branch_3x3.conv.weight', float('nan'),
-     "weights of .*: 'backbone.stage1.0.branch_3x3.conv.weight' holds NaN"),
+     "broken.pth: 'backbone.stage1.0.branch_3x3.conv.weight' holds NaN"),
     ('backbone.stem.branch_1x1.bn.running_var', -3.0,
      "the fused model: 'backbone.stem.branch_fused.weight' holds NaN"),
 ])
@@ -130,6 +130,17 @@ def test_export_tool_exports_the_new_heads(config, what, size, other_convs, repo
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith('OK: ') and f'{22 + other_convs} Conv nodes' in line  # A0: 22 blocks
     assert len(list(tmp_path.glob('*.onnx'))) == 1
+
+
+def test_a_failed_check_writes_nothing(tmp_path, load_tool, capsys):
+    """--atol 0 --rtol 0: ONNX Runtime never matches PyTorch to the last bit; the rejected file and
+    the folder made for it are gone."""
+    tool = load_tool('deployment/export_onnx.py')
+    out = tmp_path / 'onnx'
+    with pytest.raises(ExportError, match='the ONNX check failed, nothing written'):
+        tool.main(['--what', 'classifier', '--arch', 'A0', '--input-size', '32', '--atol', '0',
+                   '--rtol', '0', '--exporter', 'torchscript', '--work-dir', str(out)])
+    assert not out.exists()
 
 
 def test_unexportable_input_size_is_one_line(repo_root, tmp_path, load_tool):

@@ -34,16 +34,18 @@ ITERS_PER_EPOCH = 5  # 20 images / (2 processes x batch 2); one process would ta
 EPOCHS = 3
 KILL_AT = 7  # epoch 2, iteration 2: after epoch_1.pth (iteration 5), before epoch_2.pth
 
-# The resumed run must repeat the uninterrupted one bit for bit: fixed inputs, because MMEngine
-# does not checkpoint the global RNG that random augmentations in the main process would draw from.
+# The resumed run must repeat the uninterrupted one bit for bit, random augmentation included: the
+# config's own random crops and flips (at 32x32), drawn in the main process of each rank from the
+# random states that RepVGGCheckpointHook saves per rank and --resume restores.
 CLS_TEMPLATE = '''
 _base_ = {base!r}
 data_root = {data!r}
-transforms = [dict(type='Resize', size=32)]
+train_transforms = [dict(type='RandomResizedCrop', size=32, scale=(0.35, 1.0)),
+                    dict(type='RandomHorizontalFlip')]
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, transforms=transforms))
+                        dataset=dict(data_root=data_root, transforms=train_transforms))
 val_dataloader = dict(batch_size=5, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, transforms=transforms))
+                      dataset=dict(data_root=data_root, transforms=[dict(type='Resize', size=32)]))
 test_dataloader = val_dataloader
 max_epochs = {epochs}
 optim_wrapper = dict(optimizer=dict(lr=0.01))
@@ -193,6 +195,7 @@ def test_killed_run_resumes_to_the_uninterrupted_state(jobs):
 
     final = f'epoch_{EPOCHS}.pth'
     expected, got = safe_load(reference_dir / final), safe_load(killed_dir / final)
+    assert len(got['meta']['random_states']) == 2  # one per process
     assert got['meta']['epoch'] == EPOCHS and got['meta']['iter'] == expected['meta']['iter']
     # same lr schedule (to the last value) and the same loss at every iteration
     for key in ('train/lr', 'train/loss'):
@@ -201,7 +204,7 @@ def test_killed_run_resumes_to_the_uninterrupted_state(jobs):
     assert got['optimizer']['param_groups'][0]['lr'] == expected['optimizer']['param_groups'][0][
         'lr']
     for key, value in expected['state_dict'].items():
-        torch.testing.assert_close(got['state_dict'][key], value, rtol=1e-5, atol=1e-6)
+        assert torch.equal(got['state_dict'][key], value), key
     # validation results: the resumed history ends like the uninterrupted one (epoch_1.pth is
     # written before epoch 1's validation, so that one value lives in the killed run's log)
     resumed_accuracy = history(got, 'val/accuracy/top1')

@@ -1,6 +1,6 @@
 """tools/train.py and tools/test.py against hostile input: each run ends with one line on stderr,
-exit status 2, no code from a checkpoint runs, and nothing is written (subprocesses, run at
-once)."""
+exit status 2, no code from a checkpoint runs, and nothing is written: the work dir a failed run
+made is gone (subprocesses, run at once)."""
 import os
 import sys
 from pathlib import Path
@@ -58,7 +58,15 @@ def runs(toy_root, tmp_path_factory):
     bad_image.write_bytes(b'\x89PNG\r\n\x1a\n' + os.urandom(64))
     (tmp / 'file.txt').write_text('a file\n')
 
-    def test(checkpoint, *extra, work_dir='wd'):
+    nan = tmp / 'nan.pth'
+    nan_weights = dict(weights)
+    nan_weights['head.fc.weight'] = weights['head.fc.weight'].clone()
+    nan_weights['head.fc.weight'][0, 0] = float('nan')
+    torch.save({'state_dict': nan_weights, 'meta': {}}, nan)
+    counter = iter(range(100))
+
+    def test(checkpoint, *extra, work_dir=None):
+        work_dir = work_dir or f'wd{next(counter)}'
         return [sys.executable, str(TOOLS / 'test.py'), A0, str(checkpoint), '--work-dir',
                 str(tmp / work_dir), *extra]
 
@@ -77,6 +85,12 @@ def runs(toy_root, tmp_path_factory):
                           f'cannot read image {bad_image}'),
         'work dir under a file': (test(good, '--cfg-options', *options,
                                        work_dir='file.txt/wd'), 'is not a writable folder'),
+        'NaN checkpoint': (test(nan, '--cfg-options', *options),
+                           "'head.fc.weight' holds NaN or infinity"),
+        'resume with nothing to resume': ([sys.executable, str(TOOLS / 'train.py'), A0,
+                                           '--work-dir', str(tmp / 'wd_mistyped'), '--resume',
+                                           '--cfg-options', *options],
+                                          f'nothing to resume in {tmp / "wd_mistyped"}'),
     }
     env_cmds = [cmd for cmd, _ in cases.values()]
     os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'  # must not switch safe loading off
@@ -85,17 +99,23 @@ def runs(toy_root, tmp_path_factory):
     finally:
         del os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD']
     return {name: (result, message) for (name, (_, message)), result in
-            zip(cases.items(), results)}, marker
+            zip(cases.items(), results)}, marker, tmp
 
 
 @pytest.mark.parametrize('case', ['malicious test checkpoint', 'malicious resume checkpoint',
                                   'truncated checkpoint', 'unknown model type',
                                   'fuse a GroupNorm model', 'corrupt image',
-                                  'work dir under a file'])
+                                  'work dir under a file', 'NaN checkpoint',
+                                  'resume with nothing to resume'])
 def test_hostile_input_is_one_line_and_runs_no_code(runs, case):
-    results, marker = runs
+    results, marker, tmp = runs
     (code, _, err), message = results[case]
     assert code == 2, err[-3000:]
     assert err.startswith('error: ') and err.count('\n') == 1, err[-3000:]
     assert message in err, err
     assert not marker.exists()  # the payload of the malicious file never ran
+
+
+def test_failed_runs_leave_no_work_dir(runs):
+    _, _, tmp = runs
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith('wd')) == []

@@ -127,6 +127,41 @@ def test_frozen_block_never_serves_a_stale_kernel(generator):
     assert max_relative_error(reference(x)[-1], model(x)[-1]) < 1e-5
 
 
+def _mul_data(model):
+    model.stem.branch_3x3.conv.weight.data.mul_(1.5)
+
+
+def _assign_data(model):
+    weight = model.stage1[0].branch_1x1.conv.weight
+    weight.data = weight.data * -2.0
+
+
+def _running_var_data(model):
+    model.stage1[1].branch_identity.running_var.data.mul_(3.0)
+
+
+def _vector_to_parameters(model):
+    vector = torch.nn.utils.parameters_to_vector(model.parameters())
+    torch.nn.utils.vector_to_parameters(vector * 0.5, model.parameters())
+
+
+@pytest.mark.parametrize('write', [_mul_data, _assign_data, _running_var_data,
+                                   _vector_to_parameters])
+def test_writes_that_bypass_version_counters_are_seen(write, generator):
+    """``.data`` writes and vector_to_parameters bump no version counter: the kernel of a frozen
+    block must still follow them (online fusion recomputes it every forward)."""
+    model = RepVGG(TINY_ARCH, out_indices=(0, 1, 2, 3), frozen_stages=1, norm_eval=True)
+    model = randomize_bn_(model.double(), generator).train()
+    reference = twin(model)
+    x = torch.randn(1, 3, 32, 32, dtype=torch.float64, generator=generator)
+    model(x), reference(x)  # a first step with the old weights
+    for m in (model, reference):
+        write(m)
+    assert_same(reference, model, x, tol=1e-10)
+    for a, b in zip(reference(x), model(x)):
+        assert max_relative_error(a, b) < 1e-10
+
+
 def test_switching_train_and_eval_back_and_forth(generator):
     model = randomize_bn_(RepVGG(TINY_ARCH, norm_eval=False), generator)
     x = torch.randn(2, 3, 32, 32, generator=generator)

@@ -51,9 +51,11 @@ def test_quick_online_fusion_benchmark(tmp_path, capsys, monkeypatch, load_tool)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]  # no temp files left
 
 
-def test_bad_input_is_one_line_error(load_tool):
+def test_bad_input_is_one_line_error(load_tool, capsys):
     tool = load_tool('analysis_tools/benchmark_online_fusion.py')
-    with pytest.raises(tool.UserError, match='repeats'):
+    with pytest.raises(SystemExit) as exit_info:
         tool.main(['--quick', '--repeats', '0'])
+    assert exit_info.value.code == 2
+    assert 'argument --repeats: must be >= 1' in capsys.readouterr().err
     with pytest.raises(tool.UserError, match='not a folder'):
         tool.main(['--quick', '--sections', 'finetune', '--data-root', '/nonexistent/toy'])

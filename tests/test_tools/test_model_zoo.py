@@ -78,6 +78,19 @@ def test_tool_measures_and_writes_the_readme(zoo, tmp_path, capsys):
     assert [r['latency_size'] for r in records] == [[64, 64], [32, 32]]
 
 
+def test_inputs_are_checked_before_the_first_measurement(zoo, tmp_path, monkeypatch):
+    measured = []
+    monkeypatch.setattr(zoo, 'measure', lambda *args, **kwargs: measured.append(args))
+    with pytest.raises(UserError, match='config file not found: .*missing.py'):
+        zoo.main(['--configs', 'configs/toy/repvgg_a0_toy_cls.py', str(tmp_path / 'missing.py')])
+    latin = tmp_path / 'README.md'
+    latin.write_bytes('# caf\xe9\n<!-- model-zoo:start -->\n<!-- model-zoo:end -->\n'.encode(
+        'latin-1'))
+    with pytest.raises(UserError, match='is not UTF-8 text'):
+        zoo.main(['--configs', 'configs/toy/repvgg_a0_toy_cls.py', '--readme', str(latin)])
+    assert not measured
+
+
 def test_readme_without_markers_is_refused_untouched(zoo, tmp_path):
     readme = tmp_path / 'README.md'
     readme.write_text('# no markers\n')

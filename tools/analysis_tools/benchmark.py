@@ -27,6 +27,7 @@ import speed as bench
 import speed_report as bench_report
 from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT
 from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import write_json_atomic
@@ -39,25 +40,27 @@ def parse_args(argv=None):
     parser.add_argument('--mode', choices=('cls', 'seg', 'variants', 'targets'), default='cls')
     parser.add_argument('--archs', nargs='+', choices=ARCH_NAMES, default=None,
                         help='RepVGG archs (cls default: the paper table; others: A0)')
-    parser.add_argument('--resnets', nargs='*', type=int, default=list(bench.RESNET_DEPTHS),
+    parser.add_argument('--resnets', nargs='*', type=positive_int,
+                        default=list(bench.RESNET_DEPTHS),
                         help='torchvision ResNet depths (cls mode)')
-    parser.add_argument('--input-size', type=int, nargs='+', default=None,
+    parser.add_argument('--input-size', type=positive_int, nargs='+', default=None,
                         help='square size, or H W for seg (default 224; seg 512 512)')
-    parser.add_argument('--batch', type=int, default=None, help='default 8 (seg: 1)')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--batch', type=positive_int, default=None, help='default 8 (seg: 1)')
+    parser.add_argument('--threads', type=positive_int, default=None,
                         help='torch threads (default: torch default; targets: 2)')
-    parser.add_argument('--repeats', type=int, default=None, help='interleaved timing rounds')
-    parser.add_argument('--warmup', type=int, default=None)
+    parser.add_argument('--repeats', type=positive_int, default=None,
+                        help='interleaved timing rounds')
+    parser.add_argument('--warmup', type=non_negative_int, default=None)
     parser.add_argument('--optimize', choices=tuple(CPU_VARIANTS), default=None,
                         help=f'also time the fused model (and references) with this CPU variant; '
                              f'targets mode default: {DEFAULT_CPU_VARIANT}')
     parser.add_argument('--variants', nargs='+', choices=tuple(CPU_VARIANTS),
                         default=list(CPU_VARIANTS), help='variants mode: which to compare')
-    parser.add_argument('--thread-counts', nargs='+', type=int, default=None,
+    parser.add_argument('--thread-counts', nargs='+', type=positive_int, default=None,
                         help='variants mode: thread counts, one block each (default: --threads or '
                              "torch's); compare counts in separate runs on a busy machine")
     parser.add_argument('--no-r50', action='store_true', help='seg mode: skip PSPNet-R50-d8')
-    parser.add_argument('--gemm-size', type=int, default=bench.GEMM_SIZE)
+    parser.add_argument('--gemm-size', type=positive_int, default=bench.GEMM_SIZE)
     parser.add_argument('--quick', action='store_true',
                         help='tiny inputs, A0 + ResNet-18 only, 2 rounds (for tests)')
     parser.add_argument('--work-dir', default='work_dirs/benchmark')

@@ -60,6 +60,7 @@ from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock
 from repvgg_mm.models.backbones.arch_settings import arch_channels
 from repvgg_mm.models.utils import randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
+from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
@@ -100,28 +101,29 @@ def parse_args(argv=None):
                         help='tiny inputs and arch, 2 fine-tune iterations, 1 round (for tests)')
     parser.add_argument('--work-dir', default='work_dirs/online_fusion',
                         help='gets online_fusion.json')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2)')
+    parser.add_argument('--threads', type=positive_int, default=2, help='torch threads (default 2)')
     parser.add_argument('--archs', nargs='+', choices=ARCH_NAMES, default=None,
                         help='backbone section archs (default A0 B1g2)')
-    parser.add_argument('--input-size', type=int, default=None,
+    parser.add_argument('--input-size', type=positive_int, default=None,
                         help='square input of the backbone/detector steps (default 512)')
-    parser.add_argument('--batch', type=int, default=None, help='default 2')
-    parser.add_argument('--repeats', type=int, default=None,
+    parser.add_argument('--batch', type=positive_int, default=None, help='default 2')
+    parser.add_argument('--repeats', type=positive_int, default=None,
                         help='interleaved timing rounds of every section (default: backbone 5, '
                              'detectors and segmentation 3)')
-    parser.add_argument('--warmup', type=int, default=None, help='warm-up rounds (default 1)')
-    parser.add_argument('--iters', type=int, default=None,
+    parser.add_argument('--warmup', type=non_negative_int, default=None,
+                        help='warm-up rounds (default 1)')
+    parser.add_argument('--iters', type=positive_int, default=None,
                         help='fine-tune iterations (default 20)')
-    parser.add_argument('--rss-steps', type=int, default=None,
+    parser.add_argument('--rss-steps', type=positive_int, default=None,
                         help='training steps of each peak-RSS worker (default 2)')
     parser.add_argument('--rss-detectors', nargs='*', choices=tuple(DETECTORS), default=None,
                         help='detectors whose peak RSS is measured (default: both; --quick: '
                              'retinanet)')
-    parser.add_argument('--rss-jobs', type=int, default=2,
+    parser.add_argument('--rss-jobs', type=positive_int, default=2,
                         help='peak-RSS worker processes at a time (default 2)')
     parser.add_argument('--data-root', default=None,
                         help='toy dense dataset (default: data/toy_dense, generated if missing)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     parser.add_argument('--worker', nargs=3, metavar=('KIND', 'NAME', 'MODE'), default=None,
                         help=argparse.SUPPRESS)
     parser.add_argument('--worker-out', default=None, help=argparse.SUPPRESS)

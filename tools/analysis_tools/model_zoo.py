@@ -27,10 +27,11 @@ from torch import nn
 from repvgg_mm.conversion import check_equivalence, detection_samples
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import complexity
+from repvgg_mm.utils.argtypes import non_negative_int, output_path, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.config import build_model, config_scope, load_config, replace_sync_bn
 from repvgg_mm.utils.errors import UserError
-from repvgg_mm.utils.fileio import write_json_atomic, write_text_atomic
+from repvgg_mm.utils.fileio import check_output_target, write_json_atomic, write_text_atomic
 from repvgg_mm.utils.timing import time_interleaved
 from speed import inference_workload, machine_summary
 
@@ -247,32 +248,40 @@ def splice_readme(text: str, table: str, path: str = 'README') -> str:
 
 
 def read_text(path: str) -> str:
-    if not os.path.isfile(path):
-        raise UserError(f'README not found: {path}')
-    with open(path) as f:
-        return f.read()
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except UnicodeDecodeError as exc:
+        raise UserError(f'{path} is not UTF-8 text ({exc.reason} at byte {exc.start})') from exc
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('--configs', nargs='+', default=None,
                         help='configs to measure (default: every shipped config)')
-    parser.add_argument('--dense-size', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
-    parser.add_argument('--cls-size', type=int, nargs=2, default=(224, 224), metavar=('H', 'W'))
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per model (median)')
-    parser.add_argument('--readme', default=None, help='write the table into this README')
-    parser.add_argument('--json', default=None, help='also write the measurements as JSON')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--dense-size', type=positive_int, nargs=2, default=(512, 512),
+                        metavar=('H', 'W'))
+    parser.add_argument('--cls-size', type=positive_int, nargs=2, default=(224, 224),
+                        metavar=('H', 'W'))
+    parser.add_argument('--repeats', type=positive_int, default=5,
+                        help='timed runs per model (median)')
+    parser.add_argument('--readme', default=None,
+                        help='write the table into this README (updated in place, atomically)')
+    parser.add_argument('--json', type=output_path, default=None,
+                        help='also write the measurements as JSON')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.repeats < 1:
-        raise UserError(f'--repeats must be at least 1, got {args.repeats}')
     if args.readme:
         splice_readme(read_text(args.readme), '', args.readme)  # refuse it before measuring
+    if args.json:
+        check_output_target(args.json)
     configs = [_repo_relative(c) for c in args.configs or []] or shipped_configs()
+    for config in configs:  # every config loads before the first is measured
+        describe(config)
     logger = MMLogger.get_instance('repvgg_mm_model_zoo', log_level='INFO')
     rows = []
     for index, config in enumerate(configs, 1):

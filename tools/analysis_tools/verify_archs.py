@@ -14,6 +14,7 @@ from repvgg_mm.conversion import check_equivalence
 from repvgg_mm.models import ARCH_NAMES, PAPER_TABLE, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import LinearClassifierNet, complexity
+from repvgg_mm.utils.argtypes import non_negative_float, non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 
@@ -21,11 +22,14 @@ from repvgg_mm.utils.errors import UserError
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('--archs', nargs='+', default=list(ARCH_NAMES), choices=ARCH_NAMES)
-    parser.add_argument('--input-size', type=int, default=224, help='square size for params/FLOPs')
-    parser.add_argument('--check-shape', type=int, nargs=2, default=(96, 128), metavar=('H', 'W'),
+    parser.add_argument('--input-size', type=positive_int, default=224,
+                        help='square size for params/FLOPs')
+    parser.add_argument('--check-shape', type=positive_int, nargs=2,
+                        default=(96, 128), metavar=('H', 'W'),
                         help='non-square input of the equivalence check')
-    parser.add_argument('--tolerance', type=float, default=1e-5, help='max relative error allowed')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--tolerance', type=non_negative_float, default=1e-5,
+                        help='max relative error allowed')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     return parser.parse_args(argv)
 
 

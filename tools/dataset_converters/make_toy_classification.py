@@ -11,16 +11,18 @@ import sys
 from mmengine.utils import ProgressBar
 
 from repvgg_mm.datasets import make_toy_classification
+from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('out_dir', nargs='?', default='data/toy_cls', help='output folder')
-    parser.add_argument('--num-train', type=int, default=200, help='train images per class')
-    parser.add_argument('--num-val', type=int, default=40, help='val images per class')
-    parser.add_argument('--size', type=int, default=64, help='image side in pixels')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-train', type=positive_int, default=200,
+                        help='train images per class')
+    parser.add_argument('--num-val', type=positive_int, default=40, help='val images per class')
+    parser.add_argument('--size', type=positive_int, default=64, help='image side in pixels')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     return parser.parse_args(argv)
 
 

@@ -10,16 +10,17 @@ same dataset is left as it is.
 import sys
 
 from repvgg_mm.datasets.toy_dense import make_toy_dense
+from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('out_dir', nargs='?', default='data/toy_dense')
-    parser.add_argument('--num-train', type=int, default=200, help='training images')
-    parser.add_argument('--num-val', type=int, default=40, help='validation images')
-    parser.add_argument('--size', type=int, default=96, help='image width and height')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--num-train', type=positive_int, default=200, help='training images')
+    parser.add_argument('--num-val', type=positive_int, default=40, help='validation images')
+    parser.add_argument('--size', type=positive_int, default=96, help='image width and height')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     parser.add_argument('--overwrite', action='store_true',
                         help='replace an existing OUT_DIR that holds something else')
     return parser.parse_args(argv)

@@ -12,14 +12,25 @@ onnxruntime outputs at --check-batch (not the export batch) must match PyTorch's
 """
 import os
 import sys
+from argparse import ArgumentTypeError
 
 from mmengine.logging import MMLogger
 
 from repvgg_mm.deploy import onnx_export
 from repvgg_mm.deploy.export_targets import TARGETS, build_export_target
 from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.argtypes import (
+    check_size,
+    input_path,
+    int_range,
+    non_negative_float,
+    non_negative_int,
+    output_path,
+    positive_int,
+)
 from repvgg_mm.utils.cli import run_tool, tool_parser
-from repvgg_mm.utils.errors import UserError
+from repvgg_mm.utils.errors import ExportError
+from repvgg_mm.utils.fileio import atomic_write_all, check_output_target
 
 
 def parse_args(argv=None):
@@ -29,44 +40,65 @@ def parse_args(argv=None):
     parser.add_argument('--arch', choices=ARCH_NAMES, default='A0',
                         help='RepVGG arch of the models built in code')
     parser.add_argument('--detector', choices=('retinanet', 'faster_rcnn'), default='retinanet')
-    parser.add_argument('--config', default=None,
+    parser.add_argument('--config', type=input_path, default=None,
                         help='build the model from this config instead (one --what only)')
-    parser.add_argument('--checkpoint', default=None, help='weights (training-time or fused)')
-    parser.add_argument('--input-size', type=int, nargs='+', default=None,
+    parser.add_argument('--checkpoint', type=input_path, default=None,
+                        help='weights (training-time or fused)')
+    parser.add_argument('--input-size', type=positive_int, nargs='+', default=None,
                         help='H W (or one size); default 224 classifier, 512 segmentor, 320 '
                              'detector')
-    parser.add_argument('--export-batch', type=int, default=1)
-    parser.add_argument('--check-batch', type=int, default=2)
+    parser.add_argument('--export-batch', type=positive_int, default=1)
+    parser.add_argument('--check-batch', type=positive_int, default=2,
+                        help='batch of the onnxruntime check; must differ from --export-batch '
+                             '(proves the dynamic batch axis)')
     parser.add_argument('--exporter', choices=onnx_export.EXPORTERS, default='auto')
-    parser.add_argument('--opset', type=int, default=onnx_export.DEFAULT_OPSET)
-    parser.add_argument('--atol', type=float, default=1e-4)
-    parser.add_argument('--rtol', type=float, default=1e-4)
-    parser.add_argument('--work-dir', default='work_dirs/onnx')
-    parser.add_argument('--seed', type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument('--opset', type=int_range(*onnx_export.SUPPORTED_OPSETS),
+                        default=onnx_export.DEFAULT_OPSET)
+    parser.add_argument('--atol', type=non_negative_float, default=1e-4)
+    parser.add_argument('--rtol', type=non_negative_float, default=1e-4)
+    parser.add_argument('--work-dir', type=output_path, default='work_dirs/onnx')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        check_size(args.input_size, '--input-size')
+    except ArgumentTypeError as exc:
+        parser.error(str(exc))
+    if args.check_batch == args.export_batch:
+        parser.error(f'--check-batch ({args.check_batch}) must differ from --export-batch: the '
+                     'check proves the dynamic batch axis')
+    if args.config and len(args.what) != 1:
+        parser.error('with --config, name exactly one --what')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.config and len(args.what) != 1:
-        raise UserError('with --config, name exactly one --what')
-    if args.input_size and len(args.input_size) not in (1, 2):
-        raise UserError('--input-size takes one size or H W')
     logger = MMLogger.get_instance('repvgg_mm_export', log_level='INFO')
+    targets = [build_export_target(what, arch=args.arch, config=args.config,
+                                   checkpoint=args.checkpoint, detector=args.detector,
+                                   input_size=args.input_size, seed=args.seed, logger=logger)
+               for what in args.what]
+    paths = [os.path.join(args.work_dir, f'{target.name}.onnx') for target in targets]
+    for path in paths:
+        check_output_target(path)
     reports = []
-    for what in args.what:
-        target = build_export_target(what, arch=args.arch, config=args.config,
-                                     checkpoint=args.checkpoint, detector=args.detector,
-                                     input_size=args.input_size, seed=args.seed, logger=logger)
-        path = os.path.join(args.work_dir, f'{target.name}.onnx')
-        reports.append(onnx_export.export_and_check(
-            target.name, target.model, target.input_shape, path, args.export_batch,
-            args.check_batch, args.atol, args.rtol, args.exporter, args.opset, args.seed, logger))
-    for report in reports:
-        print(f"{'OK' if report.ok else 'FAILED'}: {report.describe()}")
-    failed = [report.name for report in reports if not report.ok]
-    if failed:
-        raise UserError(f'the ONNX check failed for {", ".join(failed)}')
+
+    def writer(target):
+        def write(tmp):
+            report = onnx_export.export_and_check(
+                target.name, target.model, target.input_shape, tmp, args.export_batch,
+                args.check_batch, args.atol, args.rtol, args.exporter, args.opset, args.seed,
+                logger)
+            if not report.ok:
+                raise ExportError(f'the ONNX check failed, nothing written: {report.describe()}')
+            reports.append(report)
+        return write
+
+    # all or nothing: a file is kept only when every model passed its check
+    atomic_write_all({path: writer(target) for path, target in zip(paths, targets)})
+    for report, path in zip(reports, paths):
+        report.path = path
+        print(f'OK: {report.describe()}')
     return 0
 
 

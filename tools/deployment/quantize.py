@@ -19,9 +19,16 @@ from mmengine.logging import MMLogger
 
 from quant_experiment import TINY_ARCH, QuantExperiment, int8_speed, run_quantization_experiment
 from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.argtypes import (
+    input_path,
+    non_negative_int,
+    output_path,
+    positive_float,
+    positive_int,
+)
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
-from repvgg_mm.utils.fileio import write_json_atomic
+from repvgg_mm.utils.fileio import check_output_target, write_json_atomic
 
 
 def parse_args(argv=None):
@@ -34,32 +41,36 @@ def parse_args(argv=None):
                         help='run the experiment for RepVGG and QARepVGG with the same recipe and '
                              'seed, and print the INT8 comparison table')
     parser.add_argument('--dataset', choices=('toy', 'fashion-mnist'), default='toy')
-    parser.add_argument('--fashion-mnist-root', default=defaults.fashion_mnist_root)
-    parser.add_argument('--train-limit', type=int, default=None,
+    parser.add_argument('--fashion-mnist-root', type=input_path,
+                        default=defaults.fashion_mnist_root)
+    parser.add_argument('--train-limit', type=positive_int, default=None,
                         help='Fashion-MNIST: use the first N training images')
-    parser.add_argument('--val-limit', type=int, default=None,
+    parser.add_argument('--val-limit', type=positive_int, default=None,
                         help='Fashion-MNIST: use the first N test images')
-    parser.add_argument('--data-root', default=None,
+    parser.add_argument('--data-root', type=input_path, default=None,
                         help='folder with train/<class>/ and val/<class>/ images (default: the '
                              'embedded toy data rendered in memory)')
-    parser.add_argument('--image-size', type=int, default=defaults.image_size)
-    parser.add_argument('--train-per-class', type=int, default=defaults.train_per_class)
-    parser.add_argument('--val-per-class', type=int, default=defaults.val_per_class)
-    parser.add_argument('--epochs', type=int, default=defaults.epochs, help='FP32 training epochs')
-    parser.add_argument('--lr', type=float, default=defaults.lr)
-    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
-    parser.add_argument('--calibration-batches', type=int, default=defaults.calibration_batches)
-    parser.add_argument('--qat-epochs', type=int, default=defaults.qat_epochs)
-    parser.add_argument('--qat-lr', type=float, default=defaults.qat_lr)
-    parser.add_argument('--backend', default=defaults.backend,
-                        help='quantized engine (x86, fbgemm)')
-    parser.add_argument('--seed', type=int, default=defaults.seed)
+    parser.add_argument('--image-size', type=positive_int, default=defaults.image_size)
+    parser.add_argument('--train-per-class', type=positive_int,
+                        default=defaults.train_per_class)
+    parser.add_argument('--val-per-class', type=positive_int, default=defaults.val_per_class)
+    parser.add_argument('--epochs', type=positive_int, default=defaults.epochs,
+                        help='FP32 training epochs')
+    parser.add_argument('--lr', type=positive_float, default=defaults.lr)
+    parser.add_argument('--batch-size', type=positive_int, default=defaults.batch_size)
+    parser.add_argument('--calibration-batches', type=positive_int,
+                        default=defaults.calibration_batches)
+    parser.add_argument('--qat-epochs', type=positive_int, default=defaults.qat_epochs)
+    parser.add_argument('--qat-lr', type=positive_float, default=defaults.qat_lr)
+    parser.add_argument('--backend', choices=('x86', 'fbgemm'), default=defaults.backend,
+                        help='quantized engine')
+    parser.add_argument('--seed', type=non_negative_int, default=defaults.seed)
     parser.add_argument('--speed', action='store_true',
                         help='also time FP32 vs INT8 of the arch at --speed-size, --speed-batch')
-    parser.add_argument('--speed-size', type=int, default=224)
-    parser.add_argument('--speed-batch', type=int, default=8)
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--work-dir', default='work_dirs/quantize')
+    parser.add_argument('--speed-size', type=positive_int, default=224)
+    parser.add_argument('--speed-batch', type=positive_int, default=8)
+    parser.add_argument('--threads', type=positive_int, default=2)
+    parser.add_argument('--work-dir', type=output_path, default='work_dirs/quantize')
     return parser.parse_args(argv)
 
 
@@ -69,6 +80,9 @@ def main(argv=None):
         raise UserError(f'{args.data_root}/train not found (make it with '
                         'tools/dataset_converters/make_toy_classification.py, or leave '
                         '--data-root out)')
+    name = f'quantize_{args.mode}' + ('_compare_blocks' if args.compare_blocks else '')
+    out = os.path.join(args.work_dir, f'{name}.json')
+    check_output_target(out)  # before the training, not after it
     logger = MMLogger.get_instance('repvgg_mm_quantize', log_level='INFO')
     arch = TINY_ARCH if args.arch == 'tiny' else args.arch
     block_types = ('repvgg', 'qarepvgg') if args.compare_blocks else (args.block_type, )
@@ -92,8 +106,6 @@ def main(argv=None):
         report(result, args)
     if args.compare_blocks:
         print(comparison_table(results, args))
-    name = f'quantize_{args.mode}' + ('_compare_blocks' if args.compare_blocks else '')
-    out = os.path.join(args.work_dir, f'{name}.json')
     write_json_atomic(results if args.compare_blocks else results[block_types[0]], out)
     print(f'wrote {out}')
     return 0

@@ -12,12 +12,13 @@ import sys
 
 from repvgg_mm.checkpoint import LAYOUTS
 from repvgg_mm.conversion.checkpoint_file import convert_checkpoint_file
+from repvgg_mm.utils.argtypes import input_path
 from repvgg_mm.utils.cli import run_tool, tool_parser
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
-    parser.add_argument('src', help='checkpoint to read')
+    parser.add_argument('src', type=input_path, help='checkpoint to read')
     parser.add_argument('dst', help='file to write (our layout)')
     parser.add_argument('--layout', default='auto', choices=('auto', ) + tuple(LAYOUTS),
                         help='layout of SRC (default: detected from its keys)')

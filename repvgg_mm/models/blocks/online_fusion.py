@@ -11,18 +11,20 @@ cannot be folded), so training from scratch is unchanged.
 Online fusion engages while autograd records (``torch.is_grad_enabled()``) outside tracing: under
 ``no_grad`` / ``inference_mode`` a block computes its branches, the reference that fusing proofs
 compare with (fuse with ``switch_to_deploy`` for fast inference), and ``torch.jit.trace`` or the
-ONNX exporter record the branches of a training-time model (the deploy tools fuse first). A block
-whose parameters are all frozen computes its kernel without autograd and caches it until any of its
-tensors changes (every in-place write bumps a tensor's version counter, part of the cache key).
-"""
-from typing import Iterator, Optional, Tuple
+ONNX exporter record the branches of a training-time model (the deploy tools fuse first).
 
+The kernel is computed from the block's current tensors in every forward, never cached: a cache
+keyed by tensor versions goes stale on writes that bypass them (``p.data.mul_``, ``p.data = t``,
+``nn.utils.vector_to_parameters``). A block whose parameters are all frozen computes it without
+autograd (a few small tensor operations beside the convolution it replaces).
+"""
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .fuse import KernelBias
+
 ONLINE_FUSION_MODES = ('auto', 'off')
-KernelBias = Tuple[Tensor, Tensor]
 
 
 def check_online_fusion_mode(mode: str) -> str:
@@ -31,42 +33,25 @@ def check_online_fusion_mode(mode: str) -> str:
     return mode
 
 
-class OnlineFusion:
-    """Decides whether a block runs fused online and serves its kernel (one per block).
+def online_fusion_active(block: nn.Module) -> bool:
+    """Whether ``block`` runs as one conv in this forward.
 
-    ``block`` must provide ``deploy``, ``online_fusion``, ``get_equivalent_kernel_bias()``,
-    ``norm_layers()`` (its BatchNorms) and ``branch_convs()`` (its convolutions).
+    ``block`` must provide ``deploy``, ``online_fusion``, ``norm_layers()`` (its BatchNorms) and
+    ``branch_convs()`` (its convolutions).
     """
+    if (block.deploy or block.online_fusion != 'auto' or not torch.is_grad_enabled()
+            or torch.jit.is_tracing()):
+        return False
+    norms = list(block.norm_layers())
+    return (all(isinstance(n, _BatchNorm) and not n.training and n.track_running_stats
+                for n in norms)
+            and all(type(conv) is nn.Conv2d for conv in block.branch_convs()))
 
-    def __init__(self):
-        self._cache_key: Optional[Tuple] = None
-        self._cache: Optional[KernelBias] = None
 
-    @staticmethod
-    def _tensors(block: nn.Module) -> Iterator[Tensor]:
-        yield from block.parameters()
-        yield from block.buffers()
-
-    @staticmethod
-    def active(block: nn.Module) -> bool:
-        """Whether ``block`` runs as one conv in this forward."""
-        if (block.deploy or block.online_fusion != 'auto' or not torch.is_grad_enabled()
-                or torch.jit.is_tracing()):
-            return False
-        norms = list(block.norm_layers())
-        return (all(isinstance(n, _BatchNorm) and not n.training and n.track_running_stats
-                    for n in norms)
-                and all(type(conv) is nn.Conv2d for conv in block.branch_convs()))
-
-    def kernel_bias(self, block: nn.Module) -> KernelBias:
-        """The block's equivalent kernel and bias: differentiable when any parameter is trainable,
-        computed once without autograd (and cached) when all are frozen."""
-        if any(p.requires_grad for p in block.parameters()):
-            self._cache_key = self._cache = None
-            return block.get_equivalent_kernel_bias()
-        key = tuple((id(t), t._version, t.dtype, t.device) for t in self._tensors(block))
-        if key != self._cache_key:
-            with torch.no_grad():
-                self._cache = block.get_equivalent_kernel_bias()
-            self._cache_key = key
-        return self._cache
+def online_kernel_bias(block: nn.Module) -> KernelBias:
+    """The block's equivalent kernel and bias from its current tensors: differentiable when any
+    parameter is trainable, computed without autograd when all are frozen."""
+    if any(p.requires_grad for p in block.parameters()):
+        return block.get_equivalent_kernel_bias()
+    with torch.no_grad():
+        return block.get_equivalent_kernel_bias()

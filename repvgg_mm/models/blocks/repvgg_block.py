@@ -19,7 +19,7 @@ from .fuse import (
     fuse_kernel_bn,
     sum_kernel_bias,
 )
-from .online_fusion import OnlineFusion, check_online_fusion_mode
+from .online_fusion import check_online_fusion_mode, online_fusion_active, online_kernel_bias
 from .se_layer import SqueezeExcitation
 
 
@@ -69,7 +69,6 @@ class RepVGGBlock(BaseModule):
         self.with_cp = with_cp
         self.deploy = deploy
         self.online_fusion = check_online_fusion_mode(online_fusion)
-        self._online = OnlineFusion()
 
         if deploy:
             self.branch_fused = self._build_fused_conv()
@@ -120,8 +119,8 @@ class RepVGGBlock(BaseModule):
     def _branch_sum(self, x: Tensor) -> Tensor:
         if self.deploy:
             return self.branch_fused(x)
-        if OnlineFusion.active(self):
-            kernel, bias = self._online.kernel_bias(self)
+        if online_fusion_active(self):
+            kernel, bias = online_kernel_bias(self)
             return F.conv2d(x, kernel, bias, self.stride, self.padding, self.dilation, self.groups)
         return self._train_branches(x)
 
