@@ -76,10 +76,15 @@ def shipped_configs(root: str = ROOT) -> List[str]:
                   if '_base_' not in p.split(os.sep) and not p.endswith('_deploy.py'))
 
 
+# How the arch column names each training-time block type (the fused model is RepVGG's).
+BLOCK_TYPE_NAMES = {'repvgg': 'RepVGG-{}', 'qarepvgg': 'QARepVGG-{}',
+                    'linear': 'RepVGG-{} (linear-scaling)', 'fused_bn': 'RepVGG-{} (fused+BN)'}
+
+
 def _arch_name(backbone: dict) -> str:
     arch = backbone.get('arch')
     name = arch if isinstance(arch, str) else 'custom'
-    return f"QARepVGG-{name}" if backbone.get('block_type') == 'qarepvgg' else f'RepVGG-{name}'
+    return BLOCK_TYPE_NAMES.get(backbone.get('block_type', 'repvgg'), 'RepVGG-{}').format(name)
 
 
 def _dataset_name(cfg) -> str:
