@@ -5,6 +5,7 @@ from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
 from repvgg_mm.registry import WEIGHT_INITIALIZERS
+from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.errors import CheckpointError
 
 from .layouts import OURS, ParsedState, format_keys, read_state_dict
@@ -91,6 +92,18 @@ def _fill_batch_counters(module: nn.Module, state: Dict[str, Tensor]) -> int:
     return len(missing)
 
 
+def _convert_blocks(module: nn.Module, state: Dict[str, Tensor], source: str
+                    ) -> Dict[str, Tensor]:
+    """RepVGG weights (our keys) converted by the module into its own blocks, checked finite."""
+    try:
+        converted = module.state_dict_from_repvgg(state)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f'cannot convert {source} into the {module.block_type!r} blocks of '
+                              f'{type(module).__name__}: {exc}') from exc
+    check_finite(converted, f'{source} converted into {module.block_type!r} blocks')
+    return converted
+
+
 def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
                     logger=None) -> None:
     """Load a RepVGG checkpoint of any known layout into ``module`` strictly.
@@ -99,7 +112,10 @@ def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
     ``module.`` prefixes, flat or nested under ``state_dict`` / ``model``, ``.safetensors``).
     Keys under ``prefix`` (e.g. ``backbone.``) are taken; a file without such keys (an official
     classifier file) is read whole and its classifier head left out. A file whose keys already
-    equal the module's loads as is. Any unmatched, missing or mis-shaped key raises
+    equal the module's loads as is. A module with ``converts_repvgg_weights`` (a RepVGG backbone
+    of linear-scaling or fused+BN blocks) converts RepVGG weights with its
+    ``state_dict_from_repvgg`` (the same function in eval mode; non-finite results refused). Any
+    unmatched, missing or mis-shaped key raises
     :class:`CheckpointError`; BN ``num_batches_tracked`` counters a file lacks are taken from the
     module, as ``torch.nn.BatchNorm`` itself does for such files.
     """
@@ -114,11 +130,16 @@ def load_pretrained(module: nn.Module, path: str, prefix: Optional[str] = None,
             hint = structure_hint(module.state_dict(), state)
             raise CheckpointError(f'cannot load {path} into {type(module).__name__}: '
                                   + (hint if hint else f'{where}: {exc}')) from exc
-        _check_deploy_matches(module, parsed, path)
+        converts = getattr(module, 'converts_repvgg_weights', False)
+        if not converts:
+            _check_deploy_matches(module, parsed, path)
         converted = parsed.to_layout(OURS, 'backbone')
         kind = 'fused' if parsed.is_deploy else 'training-time'
         head = ', classifier head left out' if parsed.head else ''
         description = f'{parsed.layout.name} layout, {kind}{head}'
+        if converts:
+            converted = _convert_blocks(module, converted, f'{path} ({description})')
+            description += f', converted into {module.block_type!r} blocks'
     filled = _fill_batch_counters(module, converted)
     load_state_dict_strict(module, converted, source=f'from {path} ({description})')
     if logger is not None:

@@ -36,7 +36,7 @@ _CLASS_HUES = {1: 0.0, 2: 120.0, 3: 240.0}
 _HUE_JITTER = 25.0
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A smooth, muted colour field with soft stripes (float32, HxWx3)."""
     coarse = rng.uniform(70, 170, size=(4, 4, 3)).astype(np.uint8)
     grey = coarse.mean(axis=2, keepdims=True)
@@ -100,7 +100,7 @@ def render_sample(rng: np.random.Generator, size: int = 96, max_objects: int = 4
                             bbox=[float(xs.min()), float(ys.min()),
                                   float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
                             area=float(mask.sum()), mask=mask))
-    image = Image.fromarray(np.clip(_background(rng, size), 0, 255).astype(np.uint8))
+    image = Image.fromarray(np.clip(textured_background(rng, size), 0, 255).astype(np.uint8))
     draw, draw_label = ImageDraw.Draw(image), ImageDraw.Draw(label_map)
     for obj in objects:
         hue = _CLASS_HUES[obj['label']] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)

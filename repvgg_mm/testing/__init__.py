@@ -13,6 +13,7 @@ from .cases import (
     write_config,
 )
 from .configs import classifier_cfg, faster_rcnn_cfg, pspnet_cfg, retinanet_cfg
+from .fashion_mnist import write_fake_fashion_mnist
 from .weights import (
     WRAPPERS,
     classifier_state,
@@ -26,4 +27,4 @@ __all__ = ['BLOCK_KINDS', 'NUM_CLASSES', 'ONE_THREAD_ENV', 'SAMPLE', 'TINY_ARCH'
            'WRAPPERS', 'arch_of', 'assert_same_outputs', 'classifier_cfg', 'classifier_state',
            'convert_and_check', 'faster_rcnn_cfg', 'load_written', 'logits', 'make_case',
            'outputs_rel_error', 'pspnet_cfg', 'randomize_', 'retinanet_cfg', 'run_concurrently',
-           'runner_checkpoint', 'trained_model', 'write_config']
+           'runner_checkpoint', 'trained_model', 'write_config', 'write_fake_fashion_mnist']

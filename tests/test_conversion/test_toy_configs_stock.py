@@ -1,5 +1,6 @@
-"""The shipped toy DeepLabV3+, UPerNet and Mask R-CNN configs convert into deploy files that mmseg's
-and mmdet's own tools/test.py load strictly and score exactly like the training-time files.
+"""The shipped toy DeepLabV3+, UPerNet, PSPNet (linear-scaling and fused+BN blocks) and Mask R-CNN
+configs convert into deploy files that mmseg's and mmdet's own tools/test.py load strictly and score
+exactly like the training-time files.
 
 Random "trained" weights (random BN statistics) on a four-image copy of the embedded toy dataset:
 the predictions are not good, but every one of them must come out the same fused.
@@ -30,8 +31,11 @@ from repvgg_mm.utils.config import load_config, replace_sync_bn
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 
-SEG = ('deeplabv3plus', 'upernet')
-CONFIGS = {name: f'configs/toy/{name}_repvgg_a0_toy.py' for name in (*SEG, 'mask_rcnn')}
+SEG = ('deeplabv3plus', 'upernet', 'pspnet_linear', 'pspnet_fused_bn')
+CONFIGS = {name: f'configs/toy/{name}_repvgg_a0_toy.py'
+           for name in ('deeplabv3plus', 'upernet', 'mask_rcnn')}
+CONFIGS.update({f'pspnet_{form}': f'configs/toy/pspnet_repvgg_a0_{form}_toy.py'
+                for form in ('linear', 'fused_bn')})
 
 
 def data_options(name: str, data_root: str) -> dict:

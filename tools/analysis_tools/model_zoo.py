@@ -77,10 +77,15 @@ def shipped_configs(root: str = ROOT) -> List[str]:
                   if '_base_' not in p.split(os.sep) and not p.endswith('_deploy.py'))
 
 
+# How the arch column names each training-time block type (the fused model is RepVGG's).
+BLOCK_TYPE_NAMES = {'repvgg': 'RepVGG-{}', 'qarepvgg': 'QARepVGG-{}',
+                    'linear': 'RepVGG-{} (linear-scaling)', 'fused_bn': 'RepVGG-{} (fused+BN)'}
+
+
 def _arch_name(backbone: dict) -> str:
     arch = backbone.get('arch')
     name = arch if isinstance(arch, str) else 'custom'
-    return f"QARepVGG-{name}" if backbone.get('block_type') == 'qarepvgg' else f'RepVGG-{name}'
+    return BLOCK_TYPE_NAMES.get(backbone.get('block_type', 'repvgg'), 'RepVGG-{}').format(name)
 
 
 def _dataset_name(cfg) -> str:
@@ -208,18 +213,27 @@ def measure(config: str, dense_size: Sequence[int], cls_size: Sequence[int], rep
         max_rel_diff=report.outputs.max_rel)
 
 
-def _count(value: float) -> str:
+def _count(value: float, digits: int = 1) -> str:
     for scale, suffix in ((1e12, 'T'), (1e9, 'G'), (1e6, 'M'), (1e3, 'K')):
         if value >= scale:
-            return f'{value / scale:.1f}{suffix}'
+            return f'{value / scale:.{digits}f}{suffix}'
     return f'{value:.0f}'
+
+
+def _pair(before: float, after: float) -> str:
+    """``before -> after`` with as many decimals as it takes to show that they differ."""
+    for digits in range(1, 5):
+        text = (_count(before, digits), _count(after, digits))
+        if text[0] != text[1] or before == after:
+            break
+    return f'{text[0]} -> {text[1]}'
 
 
 def table_row(info: ConfigInfo, m: Measurement) -> str:
     (pt, pf), (ft, ff), (lt, lf) = m.params, m.flops, m.latency
     cells = info.cells() + [
-        f'{_count(pt)} -> {_count(pf)}',
-        f'{_count(ft)} -> {_count(ff)}',
+        _pair(pt, pf),
+        _pair(ft, ff),
         f'{lt * 1000:.0f} -> {lf * 1000:.0f} ms ({lt / lf:.2f}x)']
     return '| ' + ' | '.join(cells) + ' |'
 

@@ -1,6 +1,6 @@
 """RepVGG backbone for OpenMMLab 2.x (classification, segmentation, detection)."""
 import warnings
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from mmengine.logging import print_log
 from mmengine.model import BaseModule, Sequential
@@ -9,12 +9,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from repvgg_mm.registry import MODELS, WEIGHT_INITIALIZERS
 
-from ..blocks import QARepVGGBlock, RepVGGBlock
+from ..blocks import FusedBNBlock, LinearRepVGGBlock, QARepVGGBlock, RepVGGBlock
+from ..blocks.from_repvgg import repvgg_source
 from ..utils.weight_init import init_weights_cfg_last
 from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
 from .mtsppf import MTSPPF
 
-BLOCK_TYPES = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock}
+BLOCK_TYPES = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock, 'linear': LinearRepVGGBlock,
+               'fused_bn': FusedBNBlock}
+ONE_CONV_TYPES = ('linear', 'fused_bn')  # one conv + one BN per block in every mode
 
 
 @MODELS.register_module()
@@ -42,9 +45,19 @@ class RepVGG(BaseModule):
         with_cp: gradient checkpointing in every block.
         deploy: build fused single-conv blocks (for fused checkpoints).
         conv_cfg / norm_cfg / act_cfg: mmcv layer configs.
-        block_type: ``'repvgg'`` (default, :class:`RepVGGBlock`) or ``'qarepvgg'``
-            (:class:`QARepVGGBlock`, quantization friendly). Both fuse into the same deploy
-            layout: with ``deploy=True`` the two build identical networks.
+        block_type: the training-time block; all of them fuse into the same deploy layout
+            (with ``deploy=True`` they build identical networks):
+
+            - ``'repvgg'`` (default, :class:`RepVGGBlock`): three branches, three BNs;
+            - ``'qarepvgg'`` (:class:`QARepVGGBlock`): quantization friendly;
+            - ``'linear'`` (:class:`LinearRepVGGBlock`): linear-scaling branches, one BN, trained
+              as one conv + one BN (BN training included);
+            - ``'fused_bn'`` (:class:`FusedBNBlock`): the fused conv with a BN inserted after it
+              (the plain network trained directly).
+
+            ``'linear'`` and ``'fused_bn'`` start from RepVGG weights: ``init_cfg`` Pretrained
+            with a RepVGG file (any layout; ``'fused_bn'`` also a fused one) converts it on load
+            (:meth:`state_dict_from_repvgg`), the same function in eval mode.
         online_fusion: ``'auto'`` (default) or ``'off'``, for every block: with frozen BNs
             (``norm_eval``, frozen stages) a training-time block runs as its one equivalent conv
             while training, with the same outputs and gradients (see :class:`RepVGGBlock`).
@@ -53,10 +66,11 @@ class RepVGG(BaseModule):
         pretrained: deprecated (mmseg's segmentor-level ``pretrained``): a path, the same as
             ``init_cfg=dict(type='Pretrained', checkpoint=path)``.
         init_cfg: e.g. ``dict(type='Pretrained', checkpoint=path, prefix='backbone.')`` (any
-            RepVGG layout, strict). Without one, :meth:`init_weights` makes every conv
-            Kaiming-normal (fan_out, ReLU gain, bias 0) as mmcv's ConvModule does and every BN
-            weight 1 / bias 0; any other ``init_cfg`` is applied after that default, to every
-            layer it names (stem, blocks, SE, MTSPPF).
+            RepVGG layout, strict; converted for ``'linear'`` / ``'fused_bn'`` blocks). Without
+            one, :meth:`init_weights` makes every conv Kaiming-normal (fan_out, ReLU gain,
+            bias 0) as mmcv's ConvModule does and every BN weight 1 / bias 0 (the linear block's
+            scales 1); any other ``init_cfg`` is applied after that default, to every layer it
+            names (stem, blocks, SE, MTSPPF).
     """
 
     def __init__(self, arch: Union[str, dict] = 'A0', in_channels: int = 3,
@@ -162,7 +176,8 @@ class RepVGG(BaseModule):
             if online:
                 reason = '(frozen BN)'
             elif any(m.online_fusion == 'auto' for m in blocks):
-                reason = '(BN trains: three branches)'
+                reason = ('(BN trains: one conv + BN per block)'
+                          if self.block_type in ONE_CONV_TYPES else '(BN trains: three branches)')
             else:
                 reason = "(online_fusion='off')"
             print_log(f'online fusion: {online}/{len(blocks)} blocks {reason}', logger='current')
@@ -175,6 +190,37 @@ class RepVGG(BaseModule):
             self._is_init = True
             return
         init_weights_cfg_last(self)
+
+    @property
+    def converts_repvgg_weights(self) -> bool:
+        """Whether pretrained RepVGG weights load through :meth:`state_dict_from_repvgg`."""
+        return not self.deploy and hasattr(BLOCK_TYPES[self.block_type], 'state_from_repvgg')
+
+    def state_dict_from_repvgg(self, state: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+        """This backbone's state dict from the state dict (our keys) of a RepVGG of the same arch:
+        every block converted by its ``state_from_repvgg`` so that it computes the RepVGG block's
+        function exactly in eval mode (each block training-time, or fused where the block type
+        takes fused weights); keys outside the blocks (MTSPPF) as they are. The conversion
+        computes in float64 and assumes the source BNs' ``eps`` is this backbone's (``norm_cfg``,
+        default 1e-5, as in every published RepVGG). Raises ``ValueError`` naming the first
+        block whose weights do not fit.
+        """
+        if not self.converts_repvgg_weights:
+            raise TypeError(f'{self.block_type!r} blocks (deploy={self.deploy}) load RepVGG '
+                            'weights as they are')
+        rest, converted = dict(state), {}
+        for name, block in self.named_modules():
+            if not isinstance(block, RepVGGBlock):
+                continue
+            prefix = f'{name}.'
+            own = {k[len(prefix):]: rest.pop(k) for k in list(rest) if k.startswith(prefix)}
+            try:
+                new = block.state_from_repvgg(repvgg_source(block, own))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f'block {name}: {exc}') from exc
+            converted.update((prefix + k, v) for k, v in new.items())
+        converted.update(rest)
+        return converted
 
     def switch_to_deploy(self) -> None:
         """Fuse every block in place (idempotent)."""

@@ -1,0 +1,29 @@
+"""The machine a measurement ran on, named in every report."""
+import os
+import platform
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
+    try:
+        with open('/proc/cpuinfo') as handle:
+            for line in handle:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU, cores, torch threads and version, OpenMP wait policy, load average."""
+    return dict(cpu=cpu_name(), cores=os.cpu_count(), threads=torch.get_num_threads(),
+                torch=torch.__version__, omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
+                load_average=list(os.getloadavg()))
+
+
+def machine_line(info: dict) -> str:
+    return (f'{info["cpu"]} ({info["cores"]} cores), {info["threads"]} torch threads, torch '
+            f'{info["torch"]}, OMP_WAIT_POLICY={info["omp_wait_policy"]}')
