@@ -1,4 +1,5 @@
 """mmengine's Runner with the project's checkpoint policy: safe reading, strict loading."""
+from mmengine.device import get_device
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint_to_model
@@ -6,6 +7,9 @@ from torch import nn
 
 from repvgg_mm.checkpoint import load_checkpoint_file, load_state_dict_strict, select_weights
 from repvgg_mm.registry import RUNNERS
+from repvgg_mm.utils.errors import UserError, first_line
+
+from .compile import COMPILED_PARTS, compile_kwargs
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -43,3 +47,22 @@ class RepVGGRunner(Runner):
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def _maybe_compile(self, target: str) -> None:
+        """``compile=True``/``dict(...)``: ``torch.compile`` of the network's backbone and neck
+        (see :mod:`repvgg_mm.engine.compile` for why not mmengine's ``train_step``)."""
+        kwargs = compile_kwargs(self.cfg.get('compile'), get_device())
+        if kwargs is None:
+            return
+        network = unwrap_model(self.model)
+        names = [name for name in COMPILED_PARTS
+                 if isinstance(getattr(network, name, None), nn.Module)]
+        if not names:
+            raise UserError(f'compile: {type(network).__name__} has no backbone or neck to compile')
+        try:
+            for name in names:
+                getattr(network, name).compile(**kwargs)
+        except (TypeError, RuntimeError) as exc:  # unknown argument, backend, mode or option
+            raise UserError(f'compile={kwargs!r}: {first_line(exc)}') from exc
+        self.logger.info(f'compiled {" and ".join(names)} with torch.compile; the first '
+                         'iterations will be slow')
