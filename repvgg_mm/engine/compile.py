@@ -31,7 +31,7 @@ LAYOUT_REASON = ('oneDNN corrupts the heap in the weight gradient of channels-la
                  'convolutions with few input channels (uxlfoundation/oneDNN#6035)')
 
 
-def compile_kwargs(compile_cfg: Any, device: str) -> Optional[dict]:
+def compile_kwargs(compile_cfg: Any, device: str, log: bool = True) -> Optional[dict]:
     """``torch.compile`` keyword arguments for a config's ``compile`` value (``None``: no
     compiling) on ``device`` (``'cpu'``, ``'cuda'``, ...).
 
@@ -66,6 +66,7 @@ def compile_kwargs(compile_cfg: Any, device: str) -> Optional[dict]:
         raise UserError(f'compile.options.{LAYOUT_OPTION}=True cannot train on the CPU: '
                         f'{LAYOUT_REASON}; remove it')
     options[LAYOUT_OPTION] = False
-    print_log(f'torch.compile on the CPU: inductor {LAYOUT_OPTION}=False, as {LAYOUT_REASON}',
-              logger='current')
+    if log:
+            print_log(f'torch.compile on the CPU: inductor {LAYOUT_OPTION}=False, as '
+                  f'{LAYOUT_REASON}', logger='current')
     return dict(kwargs, options=options)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import torch
 from mmengine.config import Config, ConfigDict
+from mmengine.device import get_device
 from mmengine.logging import print_log
 
 from repvgg_mm.checkpoint import check_checkpoint_file
@@ -24,6 +25,7 @@ from repvgg_mm.utils.config import load_config, setup_codebase
 from repvgg_mm.utils.errors import UserError, first_line
 from repvgg_mm.utils.fileio import write_error, write_json_atomic
 
+from .compile import compile_kwargs
 from .distributed import adapt_to_cpu
 from .runner import RepVGGRunner
 from .work_dir import disk_error, run_files
@@ -195,6 +197,7 @@ def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = N
     set_resume(cfg, resume)
     fix_dataloader_workers(cfg)
     check_config_inputs(cfg, ('train', 'val'))
+    compile_kwargs(cfg.get('compile'), get_device(), log=False)  # a bad value: before any write
     if launcher == 'pytorch':
         stop_with_launcher()
     with run_files(cfg.work_dir, lock=True):
