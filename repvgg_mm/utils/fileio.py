@@ -9,6 +9,7 @@ target, and leaves neither the temporary file nor a changed target.
 import json
 import os
 import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List
@@ -46,7 +47,10 @@ def remove_stale_temps(folder: str) -> List[str]:
         if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
             path = os.path.join(folder, name)
             try:
-                os.remove(path)
+                if os.path.isdir(path) and not os.path.islink(path):  # atomic_output_dir's
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(path)
             except FileNotFoundError:  # another run cleaned it first
                 pass
@@ -109,6 +113,42 @@ def atomic_output(path: str) -> Iterator[str]:
         if os.path.exists(tmp):
             os.remove(tmp)
         if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
+        raise
+
+
+@contextmanager
+def atomic_output_dir(path: str, replace: bool = False) -> Iterator[str]:
+    """Yield a new empty temporary folder beside ``path``; on success it becomes ``path``.
+
+    All or nothing: on an exception the temporary folder is removed and ``path`` is left as it
+    was. An existing ``path`` is an error unless ``replace``: then it is moved aside, the new
+    folder takes its name, and only then is the old one deleted (restored if the rename fails).
+    The caller decides whether replacing is safe (no input inside it).
+    """
+    if os.path.exists(path) and not (replace and os.path.isdir(path)):
+        raise UserError(f'{path} exists' + ('' if os.path.isdir(path) else ' and is not a folder'))
+    parent, name = os.path.split(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    remove_stale_temps(parent)
+    tmp = tempfile.mkdtemp(prefix=f'.{name}.{os.getpid()}.', suffix='.tmp', dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; use the usual mode
+        if not os.path.exists(path):
+            os.rename(tmp, path)
+            return
+        old = tempfile.mkdtemp(prefix=f'.{name}.{os.getpid()}.', suffix='.tmp', dir=parent)
+        os.rename(path, old)  # onto the empty folder just made: POSIX replaces it
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, UserError):
             raise _write_error(path, exc) from exc
         raise
 
