@@ -1,0 +1,1 @@
+"""Measuring harnesses: side-by-side benchmarks and experiments (the top layer)."""
