@@ -5,7 +5,9 @@
 
 The codebase comes from the config (mmseg or mmdet); their inferencers do the pre- and
 post-processing and the drawing, while the weights are read by repvgg_mm's safe reader and loaded
-strictly. A fused checkpoint goes with the deploy config tools/convert_whole_model.py wrote.
+strictly. A fused checkpoint goes with the deploy config tools/convert_whole_model.py wrote. An
+ONNX model (a .onnx file, FP32 or INT8, or the model folder tools/deployment/export_onnx.py wrote)
+runs on ONNX Runtime inside the same inferencer.
 """
 import os
 import sys
@@ -25,7 +27,9 @@ def parse_args(argv=None):
     parser.add_argument('img', type=input_path, help='image file')
     parser.add_argument('config', type=input_path,
                         help='config (training-time or deploy) of mmseg or mmdet')
-    parser.add_argument('checkpoint', type=input_path, help='weights (training-time or fused)')
+    parser.add_argument('checkpoint', type=input_path,
+                        help='weights (training-time or fused), or an ONNX model (.onnx file or '
+                             'model folder)')
     parser.add_argument('--out-file', type=output_path, default='result.png',
                         help='where to write the drawing')
     parser.add_argument('--device', type=device, default='cpu', help='e.g. cpu or cuda:0')

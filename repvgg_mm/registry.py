@@ -27,11 +27,13 @@ from mmengine.registry import Registry
 SCOPE = 'repvgg_mm'
 
 
-def _child(name, parent, location):
-    return Registry(name, parent=parent, scope=SCOPE, locations=[f'{SCOPE}.{location}'])
+def _child(name, parent, *locations):
+    return Registry(name, parent=parent, scope=SCOPE,
+                    locations=[f'{SCOPE}.{location}' for location in locations])
 
 
-MODELS = _child('model', MMENGINE_MODELS, 'models')
+# deploy: the ONNX Runtime wrapper (repvgg_mm.ONNXRuntimeModel) that tools/test.py builds
+MODELS = _child('model', MMENGINE_MODELS, 'models', 'deploy')
 MODEL_WRAPPERS = _child('model_wrapper', MMENGINE_MODEL_WRAPPERS, 'models')
 WEIGHT_INITIALIZERS = _child('weight initializer', MMENGINE_WEIGHT_INITIALIZERS, 'checkpoint')
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'datasets')

@@ -1,12 +1,14 @@
 """Test a checkpoint: classification (repvgg_mm), segmentation (mmseg) or detection (mmdet).
 
-    python tools/test.py CONFIG CHECKPOINT [--fuse] [--work-dir DIR] [--out FILE|DIR]
+    python tools/test.py CONFIG CHECKPOINT|MODEL.onnx|MODEL_DIR [--fuse] [--work-dir DIR]
+        [--out FILE|DIR] [--backend {pytorch,onnxruntime}]
         [--out-item {pred,metrics}] [--show] [--show-dir DIR] [--tta] [--cfg-options KEY=VALUE ...]
         [--launcher {none,pytorch,slurm,mpi}]
 
 The checkpoint must fit the model exactly (a clear key list otherwise). ``--fuse`` fuses every
 RepVGG block after loading, so a training-time checkpoint is tested as the deployed plain model;
-a deploy config (``*_deploy.py``) tests an already fused checkpoint.
+a deploy config (``*_deploy.py``) tests an already fused checkpoint. An ONNX model (FP32 or INT8)
+runs on ONNX Runtime inside the config's own model, scored by the config's evaluator.
 """
 import os
 import sys
@@ -19,7 +21,12 @@ from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 def parse_args(argv=None):
     parser = tool_parser('Test (and evaluate) a checkpoint')
     parser.add_argument('config', type=input_path, help='test config file path')
-    parser.add_argument('checkpoint', type=input_path, help='checkpoint file')
+    parser.add_argument('checkpoint', type=input_path,
+                        help='checkpoint file, or an ONNX model: a .onnx file or the model folder '
+                             'tools/deployment/export_onnx.py or quantize.py wrote')
+    parser.add_argument('--backend', choices=['pytorch', 'onnxruntime'], default=None,
+                        help='runtime (default: onnxruntime for a .onnx file or a model folder, '
+                             'else pytorch)')
     parser.add_argument('--work-dir', help='the dir to save logs and evaluation results')
     parser.add_argument(
         '--out', type=output_path,
@@ -48,7 +55,7 @@ def main(argv=None):
     test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
          out_item=args.out_item, show=args.show, show_dir=args.show_dir,
          wait_time=args.wait_time, cfg_options=args.cfg_options, launcher=args.launcher,
-         tta=args.tta, fuse=args.fuse)
+         tta=args.tta, fuse=args.fuse, backend=args.backend)
 
 
 if __name__ == '__main__':

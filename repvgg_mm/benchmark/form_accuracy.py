@@ -213,12 +213,12 @@ def _train_and_test(cfg: Config, logger: MMLogger, fused_too: bool = False) -> d
     fix_dataloader_workers(cfg)
     runner = build_runner(cfg)
     started = time.perf_counter()
-    run_loop(runner.train)
+    run_loop(runner.train, cfg.work_dir)
     wall = time.perf_counter() - started
-    result = dict(wall_s=wall, metrics=run_loop(runner.test))
+    result = dict(wall_s=wall, metrics=run_loop(runner.test, cfg.work_dir))
     if fused_too:
         fuse_repvgg_blocks(unwrap_model(runner.model), do_copy=False)
-        result['fused_metrics'] = run_loop(runner.test)
+        result['fused_metrics'] = run_loop(runner.test, cfg.work_dir)
     checkpoint = os.path.join(cfg.work_dir, 'last_checkpoint')
     if os.path.isfile(checkpoint):
         with open(checkpoint) as handle:

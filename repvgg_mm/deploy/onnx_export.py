@@ -56,12 +56,6 @@ class ExportAdapter(nn.Module):
         return self.model(x)
 
 
-def output_names_of(model: nn.Module, example: Tensor) -> List[str]:
-    with torch.no_grad():
-        count = len(flatten_tensors(model(example)))
-    return ['output'] if count == 1 else [f'output{i}' for i in range(count)]
-
-
 @contextmanager
 def _quiet_native_output():
     """Swallow what C++ code writes to stdout/stderr (the TorchScript exporter dumps its whole IR
@@ -83,8 +77,19 @@ def _quiet_native_output():
                 os.close(fd)
 
 
-def _export_torchscript(model, example, path, input_name, output_names, opset):
-    dynamic_axes = {name: {0: 'batch'} for name in [input_name, *output_names]}
+def _dynamic_axes(input_name: str, output_names: Sequence[str], output_ranks: Sequence[int],
+                  dynamic_hw: bool) -> Dict[str, Dict[int, str]]:
+    """The batch axis of every tensor; with ``dynamic_hw`` also H and W of 4-D tensors."""
+    axes = {input_name: {0: 'batch', 2: 'height', 3: 'width'} if dynamic_hw else {0: 'batch'}}
+    for name, rank in zip(output_names, output_ranks):
+        axes[name] = ({0: 'batch', 2: f'{name}_height', 3: f'{name}_width'}
+                      if dynamic_hw and rank == 4 else {0: 'batch'})
+    return axes
+
+
+def _export_torchscript(model, example, path, input_name, output_names, opset, dynamic_hw,
+                        output_ranks):
+    dynamic_axes = _dynamic_axes(input_name, output_names, output_ranks, dynamic_hw)
     with warnings.catch_warnings(), _quiet_native_output():
         warnings.simplefilter('ignore')
         torch.onnx.export(model, (example, ), path, dynamo=False, input_names=[input_name],
@@ -92,14 +97,19 @@ def _export_torchscript(model, example, path, input_name, output_names, opset):
                           opset_version=opset)
 
 
-def _export_dynamo(model, example, path, input_name, output_names, opset):
+def _export_dynamo(model, example, path, input_name, output_names, opset, dynamic_hw,
+                   output_ranks):
     batch = torch.export.Dim('batch', min=1, max=4096)
+    shapes = {0: batch}
+    if dynamic_hw:
+        shapes.update({2: torch.export.Dim('height', min=8, max=16384),
+                       3: torch.export.Dim('width', min=8, max=16384)})
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         # The torch.export-based exporter implements opset >= 18 only; asking for less triggers a
         # lossy version conversion, so it always writes at least 18.
         program = torch.onnx.export(model, (example, ), dynamo=True, input_names=[input_name],
-                                    output_names=output_names, dynamic_shapes=({0: batch}, ),
+                                    output_names=output_names, dynamic_shapes=(shapes, ),
                                     opset_version=max(opset, DYNAMO_MIN_OPSET),
                                     external_data=False, verbose=False)
         program.save(path, external_data=False)
@@ -107,12 +117,12 @@ def _export_dynamo(model, example, path, input_name, output_names, opset):
 
 def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'auto',
                 opset: int = DEFAULT_OPSET, input_name: str = 'input',
-                logger: Optional[MMLogger] = None) -> str:
-    """Export eval-mode ``model`` to ``path`` (atomically) with a dynamic batch axis.
+                logger: Optional[MMLogger] = None, dynamic_hw: bool = False) -> str:
+    """Export eval-mode ``model`` to ``path`` (atomically) with a dynamic batch axis (and dynamic
+    height and width of the input and of 4-D outputs with ``dynamic_hw``).
 
     ``exporter='auto'`` tries the TorchScript exporter (``dynamo=False``) first and falls back to
-    the
-    torch.export-based one. Returns the exporter that wrote the file.
+    the torch.export-based one. Returns the exporter that wrote the file.
     """
     if exporter not in EXPORTERS:
         raise KeyError(f'exporter must be one of {EXPORTERS}, got {exporter!r}')
@@ -121,14 +131,18 @@ def export_onnx(model: nn.Module, example: Tensor, path: str, exporter: str = 'a
         raise ExportError(f'opset {opset} is not supported; choose one in [{low}, {high}]')
     logger = logger or MMLogger.get_current_instance()
     model.eval()
-    output_names = output_names_of(model, example)
+    with torch.no_grad():
+        output_ranks = [t.dim() for t in flatten_tensors(model(example))]
+    output_names = ['output'] if len(output_ranks) == 1 else [
+        f'output{i}' for i in range(len(output_ranks))]
     order = ['torchscript', 'dynamo'] if exporter == 'auto' else [exporter]
     functions = {'torchscript': _export_torchscript, 'dynamo': _export_dynamo}
     errors = []
     for name in order:
         try:
             with atomic_output(path) as tmp_path:
-                functions[name](model, example, tmp_path, input_name, output_names, opset)
+                functions[name](model, example, tmp_path, input_name, output_names, opset,
+                                dynamic_hw, output_ranks)
             return name
         except Exception as error:  # each exporter fails in its own ways
             errors.append(f'{name}: {type(error).__name__}: {str(error).splitlines()[0][:300]}')

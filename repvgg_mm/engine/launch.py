@@ -262,13 +262,15 @@ def _dump_metric(scope: str, out: str):
 def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
          out_item: str = 'pred', show: bool = False, show_dir: Optional[str] = None,
          wait_time: float = 2, cfg_options: Optional[dict] = None, launcher: str = 'none',
-         tta: bool = False, fuse: bool = False) -> dict:
+         tta: bool = False, fuse: bool = False, backend: Optional[str] = None) -> dict:
     """Test ``checkpoint`` with ``config`` (the body of ``tools/test.py``); returns the metrics.
 
     The checkpoint must fit the model exactly. ``fuse`` re-parameterises every RepVGG block after
     loading. ``out`` with ``out_item='pred'``: mmseg: a folder for the predicted label maps,
     otherwise a ``.pkl`` file of the predictions; with ``out_item='metrics'``: a ``.json`` file of
-    the metrics.
+    the metrics. ``backend``: ``'pytorch'`` or ``'onnxruntime'``; by default a ``.onnx`` file or a
+    model folder runs on ONNX Runtime (``repvgg_mm.ONNXRuntimeModel`` replaces the exported part
+    of the config's model), anything else is a PyTorch checkpoint.
     """
     if out_item not in ('pred', 'metrics'):
         raise UserError(f"--out-item must be 'pred' or 'metrics', got {out_item!r}")
@@ -279,8 +281,20 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     scope = setup_codebase(cfg)
     cfg.launcher = launcher
     set_work_dir(cfg, config, work_dir)
-    check_checkpoint_file(checkpoint)  # before the data checks: the reader's own message
-    cfg.load_from = checkpoint
+    if backend not in (None, 'pytorch', 'onnxruntime'):
+        raise UserError(f"--backend must be 'pytorch' or 'onnxruntime', got {backend!r}")
+    onnx = backend == 'onnxruntime' or backend is None and (
+        checkpoint.lower().endswith('.onnx') or osp.isdir(checkpoint))
+    if onnx and (fuse or tta):
+        raise UserError('--fuse and --tta apply to PyTorch checkpoints, not ONNX models')
+    if onnx:  # the wrapper checks the file against the model and reads no checkpoint
+        if not osp.exists(checkpoint):
+            raise UserError(f'ONNX model not found: {checkpoint}')
+        cfg.model = ConfigDict(type='repvgg_mm.ONNXRuntimeModel', model=cfg.model,
+                               onnx=checkpoint, scope=scope)
+    else:
+        check_checkpoint_file(checkpoint)  # before the data checks: the reader's own message
+    cfg.load_from = None if onnx else checkpoint
     cfg.resume = False
     if show or show_dir:
         if scope == 'repvgg_mm':

@@ -1,5 +1,6 @@
 """Helpers for tests of RepVGG models (as ``mmengine.testing`` is for mmengine): the tiny arch,
-random weights, checkpoint wrappings, tiny OpenMMLab model configs and conversion cases."""
+random weights, checkpoint wrappings, tiny OpenMMLab model configs, conversion cases and the toy
+configs shrunk to the tiny arch."""
 from .archs import BLOCK_KINDS, NUM_CLASSES, TINY_ARCH, TINY_ARCHS, arch_of
 from .cases import (
     ONE_THREAD_ENV,
@@ -14,6 +15,7 @@ from .cases import (
 )
 from .configs import classifier_cfg, faster_rcnn_cfg, pspnet_cfg, retinanet_cfg
 from .fashion_mnist import write_fake_fashion_mnist
+from .toy_cases import TINY_TOY_OPTIONS, file_sha256, toy_data_options, write_toy_case
 from .weights import (
     WRAPPERS,
     classifier_state,
@@ -24,7 +26,8 @@ from .weights import (
 )
 
 __all__ = ['BLOCK_KINDS', 'NUM_CLASSES', 'ONE_THREAD_ENV', 'SAMPLE', 'TINY_ARCH', 'TINY_ARCHS',
-           'WRAPPERS', 'arch_of', 'assert_same_outputs', 'classifier_cfg', 'classifier_state',
-           'convert_and_check', 'faster_rcnn_cfg', 'load_written', 'logits', 'make_case',
-           'outputs_rel_error', 'pspnet_cfg', 'randomize_', 'retinanet_cfg', 'run_concurrently',
-           'runner_checkpoint', 'trained_model', 'write_config', 'write_fake_fashion_mnist']
+           'TINY_TOY_OPTIONS', 'WRAPPERS', 'arch_of', 'assert_same_outputs', 'classifier_cfg',
+           'classifier_state', 'convert_and_check', 'faster_rcnn_cfg', 'file_sha256',
+           'load_written', 'logits', 'make_case', 'outputs_rel_error', 'pspnet_cfg', 'randomize_',
+           'retinanet_cfg', 'run_concurrently', 'runner_checkpoint', 'toy_data_options',
+           'trained_model', 'write_config', 'write_fake_fashion_mnist', 'write_toy_case']

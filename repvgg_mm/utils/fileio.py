@@ -17,6 +17,7 @@ by resolved path and by inode, so links are caught too (:func:`check_output_targ
 import json
 import os
 import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Sequence
@@ -109,7 +110,10 @@ def remove_stale_temps(target: str) -> List[str]:
         if match and int(match['pid']) != os.getpid() and not _pid_alive(int(match['pid'])):
             path = os.path.join(folder, entry)
             try:
-                os.remove(path)
+                if os.path.isdir(path) and not os.path.islink(path):  # atomic_output_dir's
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(path)
             except FileNotFoundError:  # another run cleaned it first
                 pass
@@ -206,6 +210,50 @@ def atomic_output(path: str) -> Iterator[str]:
     except BaseException as exc:
         if os.path.exists(tmp):
             os.remove(tmp)
+        _remove_empty(created)
+        if _is_write_failure(exc):
+            raise write_error(path, exc) from exc
+        raise
+
+
+@contextmanager
+def atomic_output_dir(path: str, replace: bool = False) -> Iterator[str]:
+    """Yield a new empty temporary folder beside ``path``; on success it becomes ``path``.
+
+    All or nothing: on an exception the temporary folder (and any parent folder made for it) is
+    removed and ``path`` is left as it was. An existing ``path`` is an error unless ``replace``:
+    then it is moved aside, the new folder takes its name, and only then is the old one deleted
+    (restored if the rename fails). The caller decides whether replacing is safe (no input inside
+    it).
+    """
+    if os.path.exists(path) and not (replace and os.path.isdir(path)):
+        raise UserError(f'{path} exists' + ('' if os.path.isdir(path) else ' and is not a folder'))
+    for given in _protected_inputs.values():
+        if _same_file(path, given) or os.path.realpath(given).startswith(
+                os.path.realpath(path) + os.sep):
+            raise UserError(f'refusing to write {path}: it is or holds an input of this run '
+                            f'({given}); choose another output')
+    parent, name = os.path.split(os.path.abspath(path))
+    created = _make_folders(parent)
+    remove_stale_temps(path)
+    prefix = f'.{name}.{TEMP_MARKER}.{os.getpid()}.'
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700; use the usual mode
+        if not os.path.exists(path):
+            os.rename(tmp, path)
+            return
+        old = tempfile.mkdtemp(prefix=prefix, dir=parent)
+        os.rename(path, old)  # onto the empty folder just made: POSIX replaces it
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         _remove_empty(created)
         if _is_write_failure(exc):
             raise write_error(path, exc) from exc

@@ -3,6 +3,7 @@ nothing else), no write over an input of the run."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import (
     TEMP_MARKER,
     atomic_output,
+    atomic_output_dir,
     atomic_torch_save,
     atomic_write_all,
     check_output_target,
@@ -111,3 +113,34 @@ def test_file_size_limit_is_a_one_line_error(tmp_path):
     assert result.stderr.startswith('error: cannot write') and result.stderr.count('\n') == 1
     assert 'disk full or file size limit' in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_output_dir_is_all_or_nothing(tmp_path):
+    target = tmp_path / 'model'
+    with pytest.raises(RuntimeError, match='killed half way'):
+        with atomic_output_dir(str(target)) as tmp:
+            Path(tmp, 'a.onnx').write_text('partial')
+            raise RuntimeError('killed half way')
+    assert os.listdir(tmp_path) == []  # neither the folder nor its temporary twin
+    with atomic_output_dir(str(target)) as tmp:
+        Path(tmp, 'a.onnx').write_text('first')
+    assert os.listdir(target) == ['a.onnx'] and oct(os.stat(target).st_mode)[-3:] != '700'
+    with pytest.raises(UserError, match='exists'):
+        with atomic_output_dir(str(target)):
+            pass
+    with pytest.raises(ValueError):  # a failed replacement keeps the old folder
+        with atomic_output_dir(str(target), replace=True) as tmp:
+            raise ValueError
+    assert (target / 'a.onnx').read_text() == 'first'
+    with atomic_output_dir(str(target), replace=True) as tmp:
+        Path(tmp, 'b.onnx').write_text('second')
+    assert os.listdir(target) == ['b.onnx'] and os.listdir(tmp_path) == ['model']
+    pid = dead_pid()
+    stale = tmp_path / f'.other.{TEMP_MARKER}.{pid}.abcd'  # a folder of a killed writer
+    user = tmp_path / f'.model.{pid}.abcd.tmp'  # a user's folder that only looks like one
+    for folder in (stale, user):
+        folder.mkdir()
+        (folder / 'a.onnx').write_text('x')
+    with atomic_output_dir(str(tmp_path / 'other')):
+        pass
+    assert sorted(os.listdir(tmp_path)) == sorted(['model', 'other', user.name])

@@ -1,14 +1,23 @@
 """Export fused RepVGG models to ONNX (dynamic batch) and check them with onnxruntime.
 
+    python tools/deployment/export_onnx.py CONFIG CHECKPOINT OUT_DIR [--input-size H W] [--force]
     python tools/deployment/export_onnx.py  # classifier, segmentor, detector (A0)
     python tools/deployment/export_onnx.py --what classifier --arch B1g2
     python tools/deployment/export_onnx.py --what segmentor --config configs/pspnet_repvgg_a0.py \
         --checkpoint work_dirs/pspnet/iter_80000.pth --input-size 512 1024
 
-Without --checkpoint the weights are random with random BN statistics (a meaningful fuse check).
+CONFIG CHECKPOINT OUT_DIR writes a deployable ONNX model folder (a training-time checkpoint is
+fused first; a fused one goes with its deploy config): end2end.onnx, the deploy config, deploy.json
+(model kind, exported part, inputs/outputs, normalisation, classes) and, for two-stage detectors,
+the RPN/RoI head weights. Classifiers and segmentors export whole, single-stage detectors up to
+the raw head outputs, two-stage detectors backbone + neck. Score it with
+``python tools/test.py CONFIG OUT_DIR``; quantize it with tools/deployment/quantize.py.
+
+The other form checks the export of models built in code (or from --config). Without
+--checkpoint the weights are random with random BN statistics (a meaningful fuse check).
 The exported graph is the fused one (one Conv per RepVGG block plus the head/neck convs); the
 onnxruntime outputs at --check-batch (not the export batch) must match PyTorch's within
---atol + --rtol * max|output|, else the tool fails (exit status 2).
+--atol + --rtol * max|output|, else the tool fails (exit status 2) and writes nothing.
 """
 import os
 import sys
@@ -16,6 +25,7 @@ from argparse import ArgumentTypeError
 
 from mmengine.logging import MMLogger
 
+from repvgg_mm.apis.deployment import export_model
 from repvgg_mm.deploy import onnx_export
 from repvgg_mm.deploy.export_targets import TARGETS, build_export_target
 from repvgg_mm.models import ARCH_NAMES
@@ -28,13 +38,18 @@ from repvgg_mm.utils.argtypes import (
     output_path,
     positive_int,
 )
-from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 from repvgg_mm.utils.errors import ExportError
-from repvgg_mm.utils.fileio import atomic_write_all, check_output_target
+from repvgg_mm.utils.fileio import atomic_write_all, check_output_target, protect_inputs
 
 
 def parse_args(argv=None):
     parser = tool_parser(__doc__.splitlines()[0])
+    parser.add_argument('model', nargs='*', metavar='CONFIG CHECKPOINT OUT_DIR',
+                        help='write the ONNX model folder of CONFIG + CHECKPOINT to OUT_DIR')
+    parser.add_argument('--force', action='store_true',
+                        help='replace an existing model folder OUT_DIR')
+    add_cfg_options(parser, 'test_dataloader.dataset.data_root=data/toy_dense')
     parser.add_argument('--what', nargs='+', choices=TARGETS, default=list(TARGETS),
                         help='what to export (detector = backbone + neck)')
     parser.add_argument('--arch', choices=ARCH_NAMES, default='A0',
@@ -68,12 +83,26 @@ def parse_args(argv=None):
                      'check proves the dynamic batch axis')
     if args.config and len(args.what) != 1:
         parser.error('with --config, name exactly one --what')
+    if args.model and len(args.model) != 3:
+        parser.error(f'the model folder form takes CONFIG CHECKPOINT OUT_DIR, got '
+                     f'{len(args.model)} arguments')
+    if args.model and (args.config or args.checkpoint):
+        parser.error('CONFIG CHECKPOINT OUT_DIR replaces --config/--checkpoint')
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    logger = MMLogger.get_instance('repvgg_mm_export', log_level='INFO')
+def export_folder(args, logger) -> int:
+    config, checkpoint, out_dir = args.model
+    protect_inputs(config, checkpoint)
+    info = export_model(config, checkpoint, out_dir, input_size=args.input_size,
+                        force=args.force, cfg_options=args.cfg_options, exporter=args.exporter,
+                        opset=args.opset, logger=logger)
+    print(f'OK: {info.kind} ({info.exported}), input {info.input["shape"]}, '
+          f'{len(info.outputs)} outputs; wrote {out_dir}')
+    return 0
+
+
+def export_checked(args, logger) -> int:
     targets = [build_export_target(what, arch=args.arch, config=args.config,
                                    checkpoint=args.checkpoint, detector=args.detector,
                                    input_size=args.input_size, seed=args.seed, logger=logger)
@@ -100,6 +129,12 @@ def main(argv=None):
         report.path = path
         print(f'OK: {report.describe()}')
     return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logger = MMLogger.get_instance('repvgg_mm_export', log_level='INFO')
+    return export_folder(args, logger) if args.model else export_checked(args, logger)
 
 
 if __name__ == '__main__':

@@ -1,151 +1,81 @@
-"""INT8 quantization of a fused RepVGG classifier on the embedded toy data: PTQ, or insert-BN + QAT.
+"""Static INT8 ONNX model of a config + checkpoint with onnxruntime.quantization (QDQ).
 
-    python tools/deployment/quantize.py --mode ptq      # train A0 (FP32), fuse, PTQ, accuracies
-    python tools/deployment/quantize.py --mode qat      # + insert BN, QAT fine-tune, before/after
-    python tools/deployment/quantize.py --mode ptq --speed  # + FP32 vs INT8 speed at 224x224,
-                                                            # batch 8
-    python tools/deployment/quantize.py --data-root data/toy_cls  # a class-folder dataset instead
-    python tools/deployment/quantize.py --compare-blocks --dataset fashion-mnist --image-size 32 \
-        --epochs 3 --speed      # RepVGG-A0 vs QARepVGG-A0: FP32, INT8 PTQ, drop, INT8 speed
+    python tools/deployment/quantize.py CONFIG CHECKPOINT OUT_DIR [--calib 32]
+        [--calib-split {train,val,test}] [--keep-fp32 K | --max-drop D --val] [--val]
+        [--metric KEY] [--input-size H [W]] [--threads N] [--force] [--cfg-options ...]
 
---dataset fashion-mnist reads Debian's dataset-fashion-mnist IDX files (--fashion-mnist-root).
+A training-time CHECKPOINT is fused first (tools/convert_whole_model.py's converter, with its
+proof); a fused one goes with its deploy config. OUT_DIR becomes an ONNX model folder (see
+tools/deployment/export_onnx.py) with end2end_int8.onnx beside the FP32 end2end.onnx and
+quantize_report.json. Weights: per-channel symmetric INT8; activations: asymmetric UINT8
+calibrated on the first --calib images of the config's --calib-split dataloader (test pipeline).
 
-Writes <work-dir>/quantize_<mode>.json (accuracies, checks, speeds) atomically.
+Sensitivity: each conv's output error when only its input and weights are quantized (noise to
+signal, over the calibration images). --keep-fp32 K keeps the K most sensitive convs in floating
+point; --max-drop D --val finds the smallest K whose metric drop on the test split stays within
+D (the metric's own units: mIoU points, COCO mAP fraction, top-1 points). --val scores FP32 and
+INT8 with the config's evaluator. Score the result with
+``python tools/test.py CONFIG OUT_DIR/end2end_int8.onnx``.
 """
-import os
 import sys
 
 from mmengine.logging import MMLogger
 
-from quant_experiment import TINY_ARCH, QuantExperiment, int8_speed, run_quantization_experiment
-from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.apis.deployment import quantize_model, report_table
 from repvgg_mm.utils.argtypes import (
     input_path,
+    non_negative_float,
     non_negative_int,
     output_path,
-    positive_float,
     positive_int,
 )
-from repvgg_mm.utils.cli import run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
-from repvgg_mm.utils.fileio import check_output_target, write_json_atomic
 
 
 def parse_args(argv=None):
-    defaults = QuantExperiment()
     parser = tool_parser(__doc__.splitlines()[0])
-    parser.add_argument('--mode', choices=('ptq', 'qat'), default='ptq')
-    parser.add_argument('--arch', choices=list(ARCH_NAMES) + ['tiny'], default='A0')
-    parser.add_argument('--block-type', choices=('repvgg', 'qarepvgg'), default='repvgg')
-    parser.add_argument('--compare-blocks', action='store_true',
-                        help='run the experiment for RepVGG and QARepVGG with the same recipe and '
-                             'seed, and print the INT8 comparison table')
-    parser.add_argument('--dataset', choices=('toy', 'fashion-mnist'), default='toy')
-    parser.add_argument('--fashion-mnist-root', type=input_path,
-                        default=defaults.fashion_mnist_root)
-    parser.add_argument('--train-limit', type=positive_int, default=None,
-                        help='Fashion-MNIST: use the first N training images')
-    parser.add_argument('--val-limit', type=positive_int, default=None,
-                        help='Fashion-MNIST: use the first N test images')
-    parser.add_argument('--data-root', type=input_path, default=None,
-                        help='folder with train/<class>/ and val/<class>/ images (default: the '
-                             'embedded toy data rendered in memory)')
-    parser.add_argument('--image-size', type=positive_int, default=defaults.image_size)
-    parser.add_argument('--train-per-class', type=positive_int,
-                        default=defaults.train_per_class)
-    parser.add_argument('--val-per-class', type=positive_int, default=defaults.val_per_class)
-    parser.add_argument('--epochs', type=positive_int, default=defaults.epochs,
-                        help='FP32 training epochs')
-    parser.add_argument('--lr', type=positive_float, default=defaults.lr)
-    parser.add_argument('--batch-size', type=positive_int, default=defaults.batch_size)
-    parser.add_argument('--calibration-batches', type=positive_int,
-                        default=defaults.calibration_batches)
-    parser.add_argument('--qat-epochs', type=positive_int, default=defaults.qat_epochs)
-    parser.add_argument('--qat-lr', type=positive_float, default=defaults.qat_lr)
-    parser.add_argument('--backend', choices=('x86', 'fbgemm'), default=defaults.backend,
-                        help='quantized engine')
-    parser.add_argument('--seed', type=non_negative_int, default=defaults.seed)
-    parser.add_argument('--speed', action='store_true',
-                        help='also time FP32 vs INT8 of the arch at --speed-size, --speed-batch')
-    parser.add_argument('--speed-size', type=positive_int, default=224)
-    parser.add_argument('--speed-batch', type=positive_int, default=8)
-    parser.add_argument('--threads', type=positive_int, default=2)
-    parser.add_argument('--work-dir', type=output_path, default='work_dirs/quantize')
+    parser.add_argument('config', type=input_path,
+                        help='config (training-time, or the deploy config of a fused checkpoint)')
+    parser.add_argument('checkpoint', type=input_path, help='weights (training-time or fused)')
+    parser.add_argument('out_dir', type=output_path,
+                        help='the model folder to write (must not exist, see --force)')
+    parser.add_argument('--calib', type=positive_int, default=32,
+                        help='number of calibration images (default 32)')
+    parser.add_argument('--calib-split', choices=('train', 'val', 'test'), default='train',
+                        help='dataloader the calibration images come from (default train, read '
+                             'with the test pipeline)')
+    parser.add_argument('--keep-fp32', type=non_negative_int, default=None, metavar='K',
+                        help='keep the K most sensitive convs in floating point')
+    parser.add_argument('--max-drop', type=non_negative_float, default=None, metavar='D',
+                        help='with --val: the smallest K whose metric drop is at most D')
+    parser.add_argument('--val', action='store_true',
+                        help="score FP32 and INT8 with the config's test dataloader and evaluator")
+    parser.add_argument('--metric', default=None,
+                        help='metric of --max-drop (default: mIoU, coco/bbox_mAP or accuracy/top1)')
+    parser.add_argument('--input-size', type=positive_int, nargs='+', default=None,
+                        help='H W (or one size) to export at instead of the first test image')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='threads of the latency measurement (default: all cores)')
+    parser.add_argument('--latency-repeats', type=positive_int, default=7)
+    parser.add_argument('--force', action='store_true', help='replace an existing model folder')
+    add_cfg_options(parser, 'test_dataloader.dataset.data_root=data/toy_dense')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.data_root and not os.path.isdir(os.path.join(args.data_root, 'train')):
-        raise UserError(f'{args.data_root}/train not found (make it with '
-                        'tools/dataset_converters/make_toy_classification.py, or leave '
-                        '--data-root out)')
-    name = f'quantize_{args.mode}' + ('_compare_blocks' if args.compare_blocks else '')
-    out = os.path.join(args.work_dir, f'{name}.json')
-    check_output_target(out)  # before the training, not after it
-    logger = MMLogger.get_instance('repvgg_mm_quantize', log_level='INFO')
-    arch = TINY_ARCH if args.arch == 'tiny' else args.arch
-    block_types = ('repvgg', 'qarepvgg') if args.compare_blocks else (args.block_type, )
-    results = {}
-    for block_type in block_types:
-        cfg = QuantExperiment(
-            arch=arch, block_type=block_type, dataset=args.dataset,
-            fashion_mnist_root=args.fashion_mnist_root, train_limit=args.train_limit,
-            val_limit=args.val_limit, image_size=args.image_size,
-            train_per_class=args.train_per_class, val_per_class=args.val_per_class,
-            data_root=args.data_root, batch_size=args.batch_size, epochs=args.epochs, lr=args.lr,
-            calibration_batches=args.calibration_batches, mode=args.mode,
-            qat_epochs=args.qat_epochs, qat_lr=args.qat_lr, backend=args.backend, seed=args.seed)
-        result = run_quantization_experiment(cfg, logger).as_dict()
-        result.update(arch=args.arch, block_type=block_type)
-        if args.speed:
-            result['seconds_per_batch'] = int8_speed(
-                arch, args.speed_size, args.speed_batch, args.threads, backend=args.backend,
-                logger=logger, block_type=block_type)
-        results[block_type] = result
-        report(result, args)
-    if args.compare_blocks:
-        print(comparison_table(results, args))
-    write_json_atomic(results if args.compare_blocks else results[block_types[0]], out)
-    print(f'wrote {out}')
+    if args.input_size and len(args.input_size) not in (1, 2):
+        raise UserError('--input-size takes one size or H W')
+    MMLogger.get_instance('repvgg_mm_quantize', log_level='INFO')
+    report = quantize_model(
+        args.config, args.checkpoint, args.out_dir, calib=args.calib,
+        calib_split=args.calib_split, keep_fp32=args.keep_fp32, max_drop=args.max_drop,
+        val=args.val, metric=args.metric, input_size=args.input_size, threads=args.threads,
+        latency_repeats=args.latency_repeats, force=args.force, cfg_options=args.cfg_options)
+    print(report_table(report))
+    print(f'wrote {args.out_dir}')
     return 0
-
-
-def report(result: dict, args) -> None:
-    print(f'{result["block_type"]}: data: {result["data"]} ({result["num_val"]} val images)')
-    acc = result['accuracy']
-    for name, value in acc.items():
-        print(f'  top-1 {name:<18} {value:6.2f}%')
-    print(f'  INT8 PTQ vs FP32 fused: {acc["int8 ptq"] - acc["fp32 fused"]:+.2f} points')
-    if args.mode == 'qat':
-        print(f'  QAT: {acc["int8 qat before"]:.2f}% before -> {acc["int8 qat after"]:.2f}% after '
-              f'fine-tuning (FP32 fused {acc["fp32 fused"]:.2f}%)')
-    for name, value in result['checks'].items():
-        print(f'  {name}: {value:.2e}')
-    speeds = result.get('seconds_per_batch')
-    if speeds:
-        base = speeds['fp32 fused']
-        print(f'  speed, batch {args.speed_batch}, {args.speed_size}x{args.speed_size}, '
-              f'{args.threads} threads (median s/batch):')
-        for name, seconds in speeds.items():
-            print(f'    {name:<24} {seconds:.4f} s  ({base / seconds:.2f}x vs fp32 fused)')
-
-
-def comparison_table(results: dict, args) -> str:
-    """The README table: FP32 and INT8 top-1, the drop, INT8 speed, per block type."""
-    rows = ['| block | FP32 top-1 (fused) | INT8 PTQ top-1 | drop | INT8 s/batch |',
-            '|---|---|---|---|---|']
-    for block_type, result in results.items():
-        acc = result['accuracy']
-        speed = result.get('seconds_per_batch', {}).get('int8 jit')
-        rows.append(f'| {block_type} | {acc["fp32 fused"]:.2f} | {acc["int8 ptq"]:.2f} | '
-                    f'{acc["fp32 fused"] - acc["int8 ptq"]:.2f} | '
-                    f'{f"{speed:.4f}" if speed else "-"} |')
-    drops = {k: r['accuracy']['fp32 fused'] - r['accuracy']['int8 ptq'] for k, r in results.items()}
-    verdict = ('met' if drops['qarepvgg'] <= max(drops['repvgg'], 0) / 2 else 'not met')
-    rows.append(f'\nQARepVGG INT8 drop at most half of RepVGG\'s: {verdict} '
-                f'({drops["qarepvgg"]:.2f} vs {drops["repvgg"]:.2f} points)')
-    return '\n'.join(rows)
 
 
 if __name__ == '__main__':

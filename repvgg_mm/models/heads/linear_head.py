@@ -52,7 +52,12 @@ class LinearClsHead(BaseModule):
     def predict(self, feats: Tensor,
                 data_samples: Optional[List[BaseDataElement]] = None) -> List[BaseDataElement]:
         """Data samples with ``pred_score`` (softmax) and ``pred_label`` added."""
-        scores = F.softmax(self(feats), dim=1)
+        return self.predict_by_feat(self(feats), data_samples)
+
+    def predict_by_feat(self, logits: Tensor, data_samples: Optional[List[BaseDataElement]] = None
+                        ) -> List[BaseDataElement]:
+        """:meth:`predict` from the logits (e.g. those of an ONNX Runtime session)."""
+        scores = F.softmax(logits, dim=1)
         if data_samples is None:
             data_samples = [BaseDataElement() for _ in range(scores.shape[0])]
         for sample, score in zip(data_samples, scores):

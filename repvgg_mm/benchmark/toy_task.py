@@ -1,9 +1,8 @@
 """Small classification data and a training loop for quantization experiments without downloads.
 
-Two sources: the embedded toy dataset rendered in memory (:func:`toy_classification`) and any
-class-folder image tree, such as the one ``tools/dataset_converters/make_toy_classification.py``
-writes
-(:func:`folder_classification`).
+Three sources: the embedded toy dataset rendered in memory (:func:`toy_classification`),
+Fashion-MNIST (:func:`fashion_mnist_classification`) and any class-folder image tree, such as the
+one ``tools/dataset_converters/make_toy_classification.py`` writes (:func:`folder_classification`).
 """
 from typing import Callable, Optional
 
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from repvgg_mm.datasets.fashion_mnist import load_fashion_mnist, to_rgb_batch
+from repvgg_mm.datasets.toy_classification import SPLITS, TOY_CLASSES, render_toy_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,7 +27,6 @@ def toy_classification(split: str = 'train', images_per_class: int = 40, size: i
     ``size`` (one generator per image, keyed by split, class and index), normalised with the
     ImageNet mean/std; labels index :data:`repvgg_mm.datasets.TOY_CLASSES`.
     """
-    from repvgg_mm.datasets.toy_classification import SPLITS, TOY_CLASSES, render_toy_image
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     split_id = SPLITS.index(split)
