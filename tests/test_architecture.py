@@ -9,10 +9,12 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'repvgg_mm'
 # The layers of README "Architecture": a module may import from its own package, from a package
-# of a lower layer, or (in layer 0, the core: registry, version, utils) from the core.
-LAYERS = {'registry': 0, 'version': 0, 'utils': 0, '__init__': 0, 'checkpoint': 1, 'models': 2,
-          'datasets': 2, 'evaluation': 2, 'engine': 3, 'conversion': 3, 'deploy': 3,
-          'visualization': 3, 'apis': 4, 'testing': 4, 'benchmark': 5}
+# of a lower layer, or (in layer 0, the core: registry, version, arch_settings, utils) from the
+# core.
+LAYERS = {'registry': 0, 'version': 0, 'arch_settings': 0, 'utils': 0, '__init__': 0,
+          'checkpoint': 1, 'models': 2, 'datasets': 2, 'evaluation': 2, 'engine': 3,
+          'conversion': 3, 'deploy': 3, 'visualization': 3, 'apis': 4, 'testing': 4,
+          'benchmark': 5}
 
 
 def module_name(path: Path) -> str:

@@ -18,7 +18,12 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
-from repvgg_mm.checkpoint import find_fused_keys, load_state_dict_strict, read_weights
+from repvgg_mm.checkpoint import (
+    check_checkpoint_file,
+    find_fused_keys,
+    load_state_dict_strict,
+    read_weights,
+)
 from repvgg_mm.conversion import convert_whole_model, deploy_config
 from repvgg_mm.deploy.int8 import (
     ACTIVATION_TYPE,
@@ -103,9 +108,11 @@ def _example(cfg: Config, model: nn.Module, input_size: Optional[Sequence[int]])
     return torch.from_numpy(preprocessed_inputs(cfg, model.data_preprocessor, 'test', 1)[0])
 
 
-def _check_file(path: str, what: str) -> None:
-    if not os.path.isfile(path):
-        raise UserError(f'{what} not found: {path}')
+def _check_inputs(config: str, checkpoint: str, cfg_options: Optional[dict]) -> None:
+    """Refuse a missing or broken config or checkpoint before any output is touched (with the
+    messages of the config loader and the weights reader)."""
+    load_config(config, cfg_options)
+    check_checkpoint_file(checkpoint)
 
 
 def export_model(config: str, checkpoint: str, out_dir: str, *,
@@ -116,8 +123,7 @@ def export_model(config: str, checkpoint: str, out_dir: str, *,
     :mod:`repvgg_mm.deploy.model_folder`). The export example is the config's first test image
     unless ``input_size`` (H, W) is given."""
     logger = logger or MMLogger.get_current_instance()
-    _check_file(config, 'config')
-    _check_file(checkpoint, 'checkpoint')
+    _check_inputs(config, checkpoint, cfg_options)
     replace = check_output_folder(out_dir, [config, checkpoint], force)
     cfg, model, meta = load_deploy_model(config, checkpoint, cfg_options, logger)
     example = _example(cfg, model, input_size)
@@ -212,8 +218,7 @@ def quantize_model(config: str, checkpoint: str, out_dir: str, *, calib: int = 3
             raise UserError(f'--max-drop must be a finite number >= 0, got {max_drop}')
     if latency_repeats < 1:
         raise UserError(f'--latency-repeats must be >= 1, got {latency_repeats}')
-    _check_file(config, 'config')
-    _check_file(checkpoint, 'checkpoint')
+    _check_inputs(config, checkpoint, cfg_options)
     replace = check_output_folder(out_dir, [config, checkpoint], force)
     cfg, model, meta = load_deploy_model(config, checkpoint, cfg_options, logger)
     calibration = preprocessed_inputs(cfg, model.data_preprocessor, calib_split, calib)

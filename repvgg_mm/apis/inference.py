@@ -7,7 +7,8 @@ from torch import nn
 
 from repvgg_mm.checkpoint import load_state_dict_strict, read_weights
 from repvgg_mm.deploy.runtime import ONNXRuntimeModel, is_onnx_model
-from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn, setup_codebase
+from repvgg_mm.models import build_analysis_model
+from repvgg_mm.utils.config import load_config, replace_sync_bn, setup_codebase
 from repvgg_mm.utils.errors import UserError, first_line
 
 
@@ -22,14 +23,14 @@ def init_model(config: Union[str, Config], checkpoint: Optional[str] = None, dev
     BN (single-process inference). ``model.cfg`` keeps the config.
     """
     cfg = load_config(config, cfg_options) if isinstance(config, str) else config
-    cfg.model, _ = replace_sync_bn(cfg.model)
     if checkpoint is not None and is_onnx_model(checkpoint):
+        cfg.model, _ = replace_sync_bn(cfg.model)
         if device != 'cpu':
             raise UserError(f'an ONNX model runs on the CPU here, not on {device!r}')
         model = ONNXRuntimeModel(model=cfg.model, onnx=checkpoint, scope=setup_codebase(cfg))
         model.cfg = cfg
         return model.eval()
-    model = build_model(cfg)
+    model = build_analysis_model(cfg)
     if checkpoint is not None:
         load_state_dict_strict(model, read_weights(checkpoint).state, source=f'of {checkpoint}')
     model.cfg = cfg

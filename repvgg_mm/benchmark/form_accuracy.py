@@ -29,8 +29,8 @@ from mmengine.logging import MMLogger
 
 from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT, load_fashion_mnist
 from repvgg_mm.datasets.fashion_mnist_seg import SEG_CLASSES, make_fashion_mnist_seg, seg_palette
-from repvgg_mm.engine.launch import build_runner, fix_dataloader_workers, run_loop
 from repvgg_mm.engine.runner import unwrap_model
+from repvgg_mm.engine.train_test import build_runner, fix_dataloader_workers, run_loop
 from repvgg_mm.models.utils import fuse_repvgg_blocks
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.config import load_config, replace_sync_bn, setup_codebase

@@ -20,9 +20,8 @@ from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT
 from repvgg_mm.deploy.int8 import quantize_onnx, quantized_convs
 from repvgg_mm.deploy.onnx_export import export_onnx
 from repvgg_mm.deploy.runtime import create_session
-from repvgg_mm.models import RepVGG
+from repvgg_mm.models import LinearClassifierNet, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.utils.analysis import LinearClassifierNet
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.errors import UserError
 

@@ -15,10 +15,10 @@ from .layouts import (
 )
 from .loading import RepVGGPretrainedInit, load_pretrained, load_state_dict_strict
 from .reader import WEIGHT_CHOICES, Weights, load_checkpoint_file, read_weights, select_weights
-from .safe_load import check_checkpoint_file, safe_load
+from .safe_load import check_checkpoint_file, check_checkpoints, safe_load
 
 __all__ = ['LAYOUTS', 'ParsedState', 'RepVGGPretrainedInit', 'WEIGHT_CHOICES', 'Weights',
-           'add_ddp_prefix', 'check_checkpoint_file', 'convert_state_dict', 'detect_layout',
-           'export_state_dict', 'find_fused_keys', 'load_checkpoint_file', 'load_pretrained',
-           'load_state_dict_strict', 'read_state_dict', 'read_weights', 'safe_load',
-           'select_weights', 'strip_ddp_prefix']
+           'add_ddp_prefix', 'check_checkpoint_file', 'check_checkpoints', 'convert_state_dict',
+           'detect_layout', 'export_state_dict', 'find_fused_keys', 'load_checkpoint_file',
+           'load_pretrained', 'load_state_dict_strict', 'read_state_dict', 'read_weights',
+           'safe_load', 'select_weights', 'strip_ddp_prefix']

@@ -18,7 +18,7 @@ from repvgg_mm.utils.errors import CheckpointError
 OURS = 'repvgg_mm'
 BACKBONE_PREFIX = 'backbone.'
 DDP_PREFIX = 'module.'
-TARGETS = ('backbone', 'classifier')
+CHECKPOINT_TARGETS = ('backbone', 'classifier')
 
 # name, stem block, stage format, number of our stage1, classifier Linear, backbone prefix in
 # classifier files.
@@ -139,8 +139,8 @@ class ParsedState:
 
     def to_layout(self, layout: str = OURS, target: str = 'backbone') -> Dict[str, Tensor]:
         """The tensors keyed as in ``layout``: the backbone alone, or backbone and head."""
-        if target not in TARGETS:
-            raise ValueError(f'target must be one of {TARGETS}, got {target!r}')
+        if target not in CHECKPOINT_TARGETS:
+            raise ValueError(f'target must be one of {CHECKPOINT_TARGETS}, got {target!r}')
         out = get_layout(layout)
         backbone = {_format_block_key(c, out): v for c, v in self.backbone.items()}
         if target == 'backbone':

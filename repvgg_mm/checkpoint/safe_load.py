@@ -1,4 +1,5 @@
-"""Safe checkpoint loading: torch's weights-only unpickler, always, whatever the environment says.
+"""Safe checkpoint loading: torch's weights-only unpickler, always, whatever the environment says;
+and the up-front checks of checkpoint files (one given path, or every one a config names).
 
 ``weights_only=True`` is passed explicitly, which ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` does not
 override (that variable only changes torch's default). Only tensors, plain containers and the
@@ -10,11 +11,11 @@ import os
 import pickle
 import re
 import zipfile
-from typing import Any
+from typing import Any, Iterator, Tuple
 
 import torch
 
-from repvgg_mm.utils.errors import CheckpointError
+from repvgg_mm.utils.errors import CheckpointError, MissingInputError
 from repvgg_mm.utils.safe_globals import register_safe_globals
 
 _ZIP_MAGIC = b'PK\x03\x04'
@@ -46,6 +47,42 @@ def check_checkpoint_file(path: str) -> None:
                               'pickle)')
     if head == _ZIP_MAGIC and not zipfile.is_zipfile(path):
         raise CheckpointError(f'{path} is truncated or corrupt (an incomplete zip archive)')
+
+
+def _pretrained_checkpoints(node, key: str) -> Iterator[Tuple[str, str]]:
+    """``(path, config key)`` of every ``init_cfg`` of type Pretrained under ``node``."""
+    if isinstance(node, dict):
+        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+            yield node['checkpoint'], f'{key}.checkpoint'
+        for name, value in node.items():
+            yield from _pretrained_checkpoints(value, f'{key}.{name}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _pretrained_checkpoints(value, f'{key}.{i}')
+
+
+def _check_config_file(path: str, key: str, fix: str) -> None:
+    """:func:`check_checkpoint_file`'s message, plus the config key and the option that fix it
+    (:class:`MissingInputError` for a missing file)."""
+    try:
+        check_checkpoint_file(path)
+    except CheckpointError as exc:
+        kind = CheckpointError if os.path.exists(path) else MissingInputError
+        raise kind(f'{exc} (from {key}); pass --cfg-options {fix}') from exc
+
+
+def check_checkpoints(cfg) -> None:
+    """Refuse, in one line naming the config key and the fix, a local pretrained checkpoint
+    (``init_cfg`` of type Pretrained) or ``load_from`` that cannot be a checkpoint; URLs are left
+    to the download."""
+    for path, key in _pretrained_checkpoints(cfg.get('model'), 'model'):
+        if '://' not in path:
+            owner = key.split('.init_cfg')[0]
+            _check_config_file(path, key, f'{key}=PATH, or {owner}.init_cfg=None to train from '
+                                          'scratch')
+    load_from = cfg.get('load_from')
+    if isinstance(load_from, str) and '://' not in load_from:
+        _check_config_file(load_from, 'load_from', 'load_from=PATH or load_from=None')
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,12 +4,12 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-from repvgg_mm.checkpoint import read_state_dict, read_weights
-from repvgg_mm.checkpoint.layouts import OURS, TARGETS
+from repvgg_mm.checkpoint import check_checkpoint_file, read_state_dict, read_weights
+from repvgg_mm.checkpoint.layouts import CHECKPOINT_TARGETS, OURS
 from repvgg_mm.utils.errors import CheckpointError
 from repvgg_mm.utils.fileio import atomic_torch_save
 
-from .arch_inference import check_fits_arch, infer_arch
+from .arch_matching import check_fits_arch, infer_arch
 
 # The record this converter adds to the meta of the file it writes.
 LAYOUT_META_KEY = 'repvgg_mm_layout_conversion'
@@ -28,8 +28,7 @@ class ConversionSummary:
 
 def check_output_path(src: str, dst: str, force: bool = False) -> None:
     """Refuse to overwrite the input, a folder, or (without ``force``) an existing file."""
-    if not os.path.isfile(src):
-        raise CheckpointError(f'checkpoint not found: {src}')
+    check_checkpoint_file(src)
     if os.path.isdir(dst):
         raise CheckpointError(f'the output {dst} is a folder; give a file name')
     if os.path.exists(dst):
@@ -47,7 +46,7 @@ def convert_checkpoint_file(src: str, dst: str, layout: str = 'auto', target: st
     ``auto`` (classifier when the file has a head). With ``arch``, the weights must fit a RepVGG of
     that arch exactly; otherwise the arch is inferred when it is a standard one.
     """
-    if target not in ('auto', ) + TARGETS:
+    if target not in ('auto', ) + CHECKPOINT_TARGETS:
         raise CheckpointError(f'unknown target {target!r}; choose auto, backbone or classifier')
     check_output_path(src, dst, force)
     parsed = read_state_dict(read_weights(src).state, layout)

@@ -16,7 +16,7 @@ import torch
 from mmengine.model import BaseModel, revert_sync_batchnorm
 from torch import Tensor, nn
 
-from repvgg_mm.models.utils import iter_repvgg_blocks
+from repvgg_mm.models.utils import detection_samples, is_two_stage, iter_repvgg_blocks
 from repvgg_mm.utils.compare import Difference, outputs_difference, tensor_difference
 from repvgg_mm.utils.errors import ConversionError
 
@@ -85,21 +85,6 @@ def make_sample(model: nn.Module, spatial_shape: Sequence[int] = (128, 128), bat
     return torch.randn(batch, input_channels(model), *spatial_shape, generator=generator)
 
 
-def _is_two_stage(model: nn.Module) -> bool:
-    return (getattr(model, 'rpn_head', None) is not None
-            and getattr(model, 'roi_head', None) is not None)
-
-
-def detection_samples(inputs: Tensor) -> list:
-    """One image-only mmdet ``DetDataSample`` per image of ``inputs`` (N, C, H, W): shapes H x W,
-    scale factor 1, no annotations: what a detector's predict/tensor forward needs."""
-    from mmdet.structures import DetDataSample
-    shape = tuple(inputs.shape[-2:])
-    info = dict(img_shape=shape, ori_shape=shape, pad_shape=shape, batch_input_shape=shape,
-                scale_factor=(1.0, 1.0))
-    return [DetDataSample(metainfo=info) for _ in range(inputs.shape[0])]
-
-
 def network_outputs(model: nn.Module, inputs: Tensor, proposals=None) -> list:
     """Raw outputs of a network, no post-processing.
 
@@ -108,7 +93,7 @@ def network_outputs(model: nn.Module, inputs: Tensor, proposals=None) -> list:
     RPN outputs and RoI-head outputs for the given ``proposals`` (shared by both models, so that no
     NMS decision can differ between them).
     """
-    if _is_two_stage(model):
+    if is_two_stage(model):
         samples = detection_samples(inputs)
         feats = model.extract_feat(inputs)
         return [feats, model.rpn_head(feats), model.roi_head.forward(feats, proposals, samples)]
@@ -149,7 +134,7 @@ def check_equivalence(train_model: nn.Module, deploy_model: nn.Module, sample: T
     """Compare a training-time model and its fused twin (neither is modified)."""
     reference, fused = eval_copy(train_model), eval_copy(deploy_model)
     proposals = None
-    if _is_two_stage(reference):
+    if is_two_stage(reference):
         proposals = reference.rpn_head.predict(reference.extract_feat(sample),
                                                detection_samples(sample), rescale=False)
     recorder = _BlockRecorder(reference)

@@ -62,16 +62,6 @@ class ConversionResult:
     report: Optional[EquivalenceReport]
 
 
-def check_input_file(path: str, what: str) -> None:
-    """Raise a one-line error unless ``path`` is a readable file."""
-    if not os.path.exists(path):
-        raise ConversionError(f'{what} not found: {path}')
-    if not os.path.isfile(path):
-        raise ConversionError(f'{what} is not a file: {path}')
-    if not os.access(path, os.R_OK):
-        raise ConversionError(f'{what} is not readable: {path}')
-
-
 def output_paths(config: str, checkpoint: str, out_dir: str) -> Tuple[str, str]:
     """``OUT_DIR/<config name>_deploy.py`` and ``OUT_DIR/<checkpoint name>_deploy.pth``."""
     def stem(path):
@@ -182,8 +172,6 @@ def convert_whole_model(config: str, checkpoint: str, *, cfg_options: Optional[d
     relative error exceeds ``tolerance``. Nothing is written (see :func:`write_conversion`).
     """
     logger = logger or MMLogger.get_current_instance()
-    check_input_file(config, 'config')
-    check_input_file(checkpoint, 'checkpoint')
     cfg = load_config(config, cfg_options)
     source = read_training_checkpoint(checkpoint, weights)
     logger.info(f'{checkpoint}: {source.layout}; converting {source.selected} '

@@ -3,12 +3,16 @@
 Runner only notices a missing dataset or pretrained checkpoint deep inside dataset or weight
 initialisation; these checks run on the config before anything is built::
 
-    check_config_inputs(cfg)            # train + val data, pretrained weights, load_from
+    check_config_inputs(cfg)            # train + val data, then pretrained weights and load_from
     check_data_root(cfg, ('test', ))    # what a test run reads
+
+(the checkpoints are checked by :func:`repvgg_mm.checkpoint.check_checkpoints`, next to the
+reader).
 """
 import os
 from typing import Iterator, List, Sequence, Tuple
 
+from repvgg_mm.checkpoint import check_checkpoints
 from repvgg_mm.utils.errors import MissingInputError
 
 PHASES = ('train', 'val', 'test')
@@ -105,32 +109,6 @@ def _fix_options(cfg, phases: Sequence[str]) -> List[str]:
             options.append(f'{key}.data_root=DIR')
         options += [f'{k}.ann_file=FILE' for _, k in _evaluator_files(cfg, phase)]
     return list(dict.fromkeys(options))
-
-
-def _pretrained_checkpoints(node, key: str) -> Iterator[Tuple[str, str]]:
-    """``(path, config key)`` of every ``init_cfg`` of type Pretrained under ``node``."""
-    if isinstance(node, dict):
-        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
-            yield node['checkpoint'], f'{key}.checkpoint'
-        for name, value in node.items():
-            yield from _pretrained_checkpoints(value, f'{key}.{name}')
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            yield from _pretrained_checkpoints(value, f'{key}.{i}')
-
-
-def check_checkpoints(cfg) -> None:
-    """Raise :class:`MissingInputError` for a missing local pretrained checkpoint or load_from."""
-    for path, key in _pretrained_checkpoints(cfg.get('model'), 'model'):
-        if not _is_remote(path) and not os.path.isfile(path):
-            owner = key.split('.init_cfg')[0]
-            raise MissingInputError(
-                f'pretrained checkpoint not found: {path} (from {key}); pass '
-                f'--cfg-options {key}=PATH, or {owner}.init_cfg=None to train from scratch')
-    load_from = cfg.get('load_from')
-    if isinstance(load_from, str) and not _is_remote(load_from) and not os.path.isfile(load_from):
-        raise MissingInputError(f'checkpoint not found: {load_from} (from load_from); pass '
-                                '--cfg-options load_from=PATH or load_from=None')
 
 
 def check_config_inputs(cfg, phases: Sequence[str] = ('train', 'val')) -> None:

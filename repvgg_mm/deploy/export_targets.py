@@ -2,10 +2,10 @@
 backbone+neck.
 
 Each is built from a config (our ``ImageClassifier``; mmseg's PSPNet and mmdet's RetinaNet / Faster
-R-CNN base models shipped in their wheels, with a RepVGG backbone; or any project config),
-optionally loaded strictly from a checkpoint (training-time or fused keys) through the safe reader,
-then fused and wrapped in :class:`ExportAdapter`. SyncBN becomes BN and pretrained links are
-dropped: nothing downloads.
+R-CNN base models shipped in their wheels, with a RepVGG backbone; or any project config) by
+:func:`~repvgg_mm.models.build_analysis_model`, optionally loaded strictly from a checkpoint
+(training-time or fused keys) through the safe reader, then fused and wrapped in
+:class:`ExportAdapter`. SyncBN becomes BN and pretrained links are dropped: nothing downloads.
 """
 import copy
 import os
@@ -13,21 +13,20 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Optional, Sequence, Tuple, Union
 
-import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from torch import nn
 
 from repvgg_mm.checkpoint import find_fused_keys, load_state_dict_strict, read_weights
-from repvgg_mm.models import arch_channels
-from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.models import arch_channels, build_analysis_model
+from repvgg_mm.models.utils import fuse_repvgg_blocks
 from repvgg_mm.utils.compare import check_finite
-from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
+from repvgg_mm.utils.config import load_config, replace_sync_bn
 
 from .onnx_export import ExportAdapter
 
 ArchSpec = Union[str, dict]
-TARGETS = ('classifier', 'segmentor', 'detector')
+EXPORT_TARGETS = ('classifier', 'segmentor', 'detector')
 DEFAULT_SIZES = {'classifier': (224, 224), 'segmentor': (512, 512), 'detector': (320, 320)}
 ENTRIES = {'classifier': 'tensor', 'segmentor': 'tensor', 'detector': 'extract_feat'}
 
@@ -117,29 +116,29 @@ def detector_config(detector: str = 'retinanet', arch: ArchSpec = 'A0', num_clas
     return cfg
 
 
-def build_in_scope(model_cfg: dict, scope: str) -> nn.Module:
-    """Build a model config in ``scope`` (repvgg_mm, mmseg or mmdet), SyncBN built as BN."""
-    model_cfg, _ = replace_sync_bn(copy.deepcopy(model_cfg))
-    return build_model(Config(dict(model=model_cfg, default_scope=scope)))
+def model_config(model: dict, scope: str) -> Config:
+    """A Config of ``model`` (a model config dict) building in ``scope`` (repvgg_mm, mmseg or
+    mmdet)."""
+    return Config(dict(model=copy.deepcopy(model), default_scope=scope))
 
 
-def build_unfused(what: str, arch: ArchSpec = 'A0', config: Optional[str] = None,
-                  detector: str = 'retinanet') -> Tuple[nn.Module, str]:
-    """The model to export and its name, before any weights are loaded."""
-    if what not in TARGETS:
-        raise KeyError(f'what must be one of {TARGETS}, got {what!r}')
+def unfused_config(what: str, arch: ArchSpec = 'A0', config: Optional[str] = None,
+                   detector: str = 'retinanet') -> Tuple[Config, str]:
+    """The config of the model to export and its name."""
+    if what not in EXPORT_TARGETS:
+        raise KeyError(f'what must be one of {EXPORT_TARGETS}, got {what!r}')
     if config:
         cfg = load_config(config)
-        return build_in_scope(cfg.model.to_dict(), cfg.get('default_scope') or 'repvgg_mm'), \
-            os.path.splitext(os.path.basename(config))[0]
+        return (model_config(cfg.model.to_dict(), cfg.get('default_scope') or 'repvgg_mm'),
+                os.path.splitext(os.path.basename(config))[0])
     arch_name = arch if isinstance(arch, str) else 'custom'
     if what == 'classifier':
-        return (build_in_scope(classifier_config(arch), 'repvgg_mm'),
+        return (model_config(classifier_config(arch), 'repvgg_mm'),
                 f'repvgg_{arch_name.lower()}_classifier')
     if what == 'segmentor':
-        return build_in_scope(pspnet_config('repvgg', arch), 'mmseg'), \
-            f'pspnet_repvgg_{arch_name.lower()}'
-    return (build_in_scope(detector_config(detector, arch), 'mmdet'),
+        return (model_config(pspnet_config('repvgg', arch), 'mmseg'),
+                f'pspnet_repvgg_{arch_name.lower()}')
+    return (model_config(detector_config(detector, arch), 'mmdet'),
             f'{detector}_repvgg_{arch_name.lower()}_backbone_neck')
 
 
@@ -160,11 +159,11 @@ def build_export_target(what: str, arch='A0', config: Optional[str] = None,
                         logger: Optional[MMLogger] = None) -> ExportTarget:
     """Build, load (or randomise BN statistics), fuse and wrap one export target."""
     logger = logger or MMLogger.get_current_instance()
-    model, name = build_unfused(what, arch, config, detector)
+    cfg, name = unfused_config(what, arch, config, detector)
     if checkpoint:
-        model = load_weights(model, checkpoint, logger)
+        model = load_weights(build_analysis_model(cfg), checkpoint, logger)
     else:
-        randomize_bn_(model, torch.Generator().manual_seed(seed))
+        model = build_analysis_model(cfg, seed=seed)
     fused = fuse_repvgg_blocks(model.eval()).eval()
     check_finite(fused.state_dict(), 'the fused model')
     size = tuple(input_size) if input_size else DEFAULT_SIZES[what]

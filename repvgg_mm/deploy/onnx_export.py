@@ -18,7 +18,7 @@ import torch
 from mmengine.logging import MMLogger
 from torch import Tensor, nn
 
-from repvgg_mm.models.utils import iter_repvgg_blocks
+from repvgg_mm.models.utils import detection_samples, is_two_stage, iter_repvgg_blocks
 from repvgg_mm.utils.compare import flatten_tensors, tensor_difference
 from repvgg_mm.utils.errors import ExportError
 from repvgg_mm.utils.fileio import atomic_output
@@ -31,11 +31,12 @@ SUPPORTED_OPSETS = (11, 20)
 
 
 class ExportAdapter(nn.Module):
-    """A one-tensor-in, tensors-out view of a model for export and benchmarking.
+    """A one-tensor-in, tensors-out view of a model for export, analysis and benchmarking.
 
-    ``entry``: ``'forward'`` calls ``model(x)``; ``'tensor'`` calls ``model(x, mode='tensor')``
-    (mmengine models: classifier logits, segmentor logits); ``'extract_feat'`` calls
-    ``model.extract_feat(x)`` (a detector's backbone + neck).
+    ``entry``: ``'forward'`` calls ``model(x)``; ``'tensor'`` calls ``model(x, samples,
+    mode='tensor')`` (mmengine models: classifier and segmentor logits, a detector's raw head
+    outputs; ``samples`` are image-only data samples for two-stage detectors, None otherwise);
+    ``'extract_feat'`` calls ``model.extract_feat(x)`` (a detector's backbone + neck).
     """
 
     ENTRIES = ('forward', 'tensor', 'extract_feat')
@@ -46,11 +47,13 @@ class ExportAdapter(nn.Module):
             raise KeyError(f'entry must be one of {self.ENTRIES}, got {entry!r}')
         self.model = model
         self.entry = entry
+        self.two_stage = is_two_stage(model)
         self.train(model.training)  # mirror the wrapped model's mode
 
     def forward(self, x: Tensor):
         if self.entry == 'tensor':
-            return self.model(x, mode='tensor')
+            samples = detection_samples(x) if self.two_stage else None
+            return self.model(x, samples, mode='tensor')
         if self.entry == 'extract_feat':
             return tuple(self.model.extract_feat(x))
         return self.model(x)

@@ -13,9 +13,12 @@ the config so the same torchrun launch (``tools/dist_train.sh``) runs on CPU pro
 With CUDA available nothing changes.
 """
 import atexit
+import ctypes
 import datetime
 import logging
 import os
+import signal
+import sys
 import time
 
 import torch
@@ -120,3 +123,17 @@ def adapt_to_cpu(cfg: Config) -> None:
     cpu_ddp_wrapper(cfg)
     _log(f"CPU distributed run: {os.environ['WORLD_SIZE']} processes, gloo, "
          'MMDistributedDataParallel(device_ids=None)')
+
+
+def stop_with_launcher() -> None:
+    """In a torchrun worker: end this process when the launcher dies (Linux ``PR_SET_PDEATHSIG``),
+    so killing the launcher, even with SIGKILL, stops the whole job."""
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the launcher died before the call
+        os.kill(os.getpid(), signal.SIGTERM)

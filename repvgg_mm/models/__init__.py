@@ -7,11 +7,13 @@ from .blocks import (
     RepVGGBlock,
     SqueezeExcitation,
 )
-from .classifiers import ImageClassifier, custom_l2
+from .builder import build_analysis_model
+from .classifiers import ImageClassifier, LinearClassifierNet, custom_l2
 from .heads import LinearClsHead
 from .utils import fuse_repvgg_blocks, fused_state_dict, iter_repvgg_blocks, randomize_bn_
 
 __all__ = ['ARCH_NAMES', 'ARCH_SETTINGS', 'FusedBNBlock', 'PAPER_TABLE', 'ImageClassifier',
-           'LinearClsHead', 'LinearRepVGGBlock', 'QARepVGGBlock', 'RepVGG', 'RepVGGBlock',
-           'SqueezeExcitation', 'arch_channels', 'custom_l2', 'fuse_repvgg_blocks',
-           'fused_state_dict', 'iter_repvgg_blocks', 'randomize_bn_', 'resolve_arch']
+           'LinearClassifierNet', 'LinearClsHead', 'LinearRepVGGBlock', 'QARepVGGBlock', 'RepVGG',
+           'RepVGGBlock', 'SqueezeExcitation', 'arch_channels', 'build_analysis_model', 'custom_l2',
+           'fuse_repvgg_blocks', 'fused_state_dict', 'iter_repvgg_blocks', 'randomize_bn_',
+           'resolve_arch']

@@ -6,6 +6,7 @@ classification, ``mmseg``, ``mmdet``; taken from ``default_scope`` or, without o
 registry that knows the model type); :func:`build_model` builds ``cfg.model`` in that scope.
 Every failure is a one-line :class:`~repvgg_mm.utils.errors.UserError`.
 """
+import copy
 import os
 from importlib import import_module
 from typing import Any, Optional, Tuple
@@ -18,6 +19,7 @@ from torch import nn
 
 from repvgg_mm.registry import SCOPE, register_all_modules
 
+from .arch_switch import fit_channels
 from .errors import UserError, first_line
 
 SCOPES = (SCOPE, 'mmseg', 'mmdet')
@@ -25,7 +27,12 @@ SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """``Config.fromfile`` plus ``--cfg-options``; the config must define a model."""
+    """``Config.fromfile`` plus ``--cfg-options``; the config must define a model.
+
+    Options that change a RepVGG backbone's arch (or base channels, out_indices) refit the neck's
+    or the heads' input channels that the config wrote for its own arch (logged); a channel value
+    that fits neither arch is a one-line error.
+    """
     if not os.path.exists(path):
         raise UserError(f'config file not found: {path}')
     if not os.path.isfile(path):
@@ -34,6 +41,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
         cfg = Config.fromfile(path)
     except Exception as exc:  # any parse/import failure of the user's file
         raise UserError(f'cannot load config {path}: {first_line(exc)}') from exc
+    model = cfg.get('model')
+    before = copy.deepcopy(model.get('backbone')) if isinstance(model, dict) else None
     if cfg_options:
         try:
             cfg.merge_from_dict(cfg_options)
@@ -41,6 +50,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
             raise UserError(f'cannot apply --cfg-options: {first_line(exc)}') from exc
     if not isinstance(cfg.get('model'), dict):
         raise UserError(f'config {path} defines no model')
+    if cfg_options:
+        fit_channels(cfg.model, before)
     return cfg
 
 

@@ -6,11 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 
-from repvgg_mm.checkpoint import load_pretrained, safe_load
+from repvgg_mm.checkpoint import check_checkpoints, load_pretrained, safe_load
 from repvgg_mm.models import RepVGG
-from repvgg_mm.utils.errors import CheckpointError
+from repvgg_mm.utils.errors import CheckpointError, MissingInputError
 
 
 def test_pretrained_init_cfg_with_prefix_and_ddp_keys(tmp_path):
@@ -113,3 +114,14 @@ def test_bad_files_give_one_clear_line(tmp_path):
             safe_load(str(tmp_path / name))
         assert '\n' not in str(info.value)
     assert torch.equal(safe_load(str(good))['w'], torch.ones(64))
+
+
+def test_remote_and_absent_checkpoints_are_not_checked():
+    cfg = Config(dict(model=dict(backbone=dict(init_cfg=dict(
+        type='Pretrained', checkpoint='https://example.org/repvgg.pth')),
+        neck=dict(init_cfg=[dict(type='Xavier')])), load_from=None))
+    check_checkpoints(cfg)
+    cfg.load_from = 'nowhere/iter_10.pth'
+    with pytest.raises(MissingInputError,
+                       match='checkpoint not found: nowhere/iter_10.pth .from load_from.'):
+        check_checkpoints(cfg)

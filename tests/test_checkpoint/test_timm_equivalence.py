@@ -6,10 +6,10 @@ from safetensors.torch import save_file
 from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 from timm.utils import reparameterize_model
 
+from repvgg_mm.arch_settings import BASE_WIDTHS
 from repvgg_mm.checkpoint import convert_state_dict, export_state_dict
-from repvgg_mm.conversion.arch_inference import infer_arch
+from repvgg_mm.conversion.arch_matching import infer_arch
 from repvgg_mm.models import ARCH_NAMES, RepVGG
-from repvgg_mm.models.backbones.arch_settings import BASE_WIDTHS
 from repvgg_mm.testing import NUM_CLASSES, TINY_ARCHS, classifier_state, logits, randomize_
 from repvgg_mm.utils.compare import max_relative_error
 

@@ -10,8 +10,8 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
-from repvgg_mm.conversion import detection_samples
 from repvgg_mm.models import RepVGG, arch_channels
+from repvgg_mm.models.utils import detection_samples
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SEG_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'pspnet_*.py'))
@@ -193,7 +193,8 @@ NEW_CONFIGS = ['deeplabv3plus_repvgg_b2.py', 'upernet_repvgg_b2.py',
 
 @pytest.mark.parametrize('name', NEW_CONFIGS)
 def test_missing_data_and_pretrained_checkpoint_are_one_line(name, tmp_path, monkeypatch):
-    from repvgg_mm.datasets.checks import check_checkpoints, check_config_inputs
+    from repvgg_mm.checkpoint import check_checkpoints
+    from repvgg_mm.datasets.checks import check_config_inputs
     from repvgg_mm.utils.errors import MissingInputError
     monkeypatch.chdir(tmp_path)  # no data/ and no checkpoints/ here
     cfg = Config.fromfile(osp.join(ROOT, 'configs', name))

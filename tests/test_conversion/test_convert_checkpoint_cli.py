@@ -10,7 +10,7 @@ import torch
 from mmengine.runner import load_checkpoint
 
 from repvgg_mm.checkpoint import export_state_dict, safe_load
-from repvgg_mm.conversion.arch_inference import build_backbone, infer_arch
+from repvgg_mm.conversion.arch_matching import build_backbone, infer_arch
 from repvgg_mm.registry import MODELS
 from repvgg_mm.testing import (
     NUM_CLASSES,

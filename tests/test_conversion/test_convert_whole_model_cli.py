@@ -150,8 +150,8 @@ def run_main(argv, capsys):
 
 IN_PROCESS_CASES = {
     # name: expected words of the error
-    'missing config': 'config not found', 'missing checkpoint': 'checkpoint not found',
-    'checkpoint is a folder': 'checkpoint is not a file',
+    'missing config': 'config file not found', 'missing checkpoint': 'checkpoint not found',
+    'checkpoint is a folder': 'is a folder, not a file',
     'another architecture': 'does not fit the model', 'no RepVGG block': 'builds no RepVGG block',
     'out dir is the checkpoint': 'is the input', 'out dir inside an input': 'lies inside the input',
     'deploy config': 'already builds fused', 'no EMA weights': 'holds no EMA weights',

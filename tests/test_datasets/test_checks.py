@@ -2,15 +2,15 @@
 import os.path as osp
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from repvgg_mm.datasets.checks import (
-    check_checkpoints,
     check_config_inputs,
     check_data_root,
     dataset_input_paths,
 )
-from repvgg_mm.utils.errors import MissingInputError
+from repvgg_mm.utils.errors import CheckpointError, MissingInputError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -60,6 +60,9 @@ def test_present_data_then_missing_pretrained_checkpoint(tmp_path):
 
     (tmp_path / 'b2.pth').write_bytes(b'')
     cfg.model.backbone.init_cfg.checkpoint = str(tmp_path / 'b2.pth')
+    with pytest.raises(CheckpointError, match=r'b2.pth is empty \(from model.backbone.init_cfg'):
+        check_config_inputs(cfg)  # the reader's own check, before anything is built
+    torch.save({'w': torch.zeros(1)}, tmp_path / 'b2.pth')
     check_config_inputs(cfg)  # everything in place now
 
 
@@ -91,16 +94,6 @@ def test_wrapped_datasets_and_disabled_phases(tmp_path):
     check_data_root(cfg)  # val_cfg=None: validation is off, its folder is not needed
     with pytest.raises(ValueError, match='unknown phases'):
         check_data_root(cfg, ('training', ))
-
-
-def test_remote_and_absent_checkpoints_are_not_checked():
-    cfg = Config(dict(model=dict(backbone=dict(init_cfg=dict(
-        type='Pretrained', checkpoint='https://example.org/repvgg.pth')),
-        neck=dict(init_cfg=[dict(type='Xavier')])), load_from=None))
-    check_checkpoints(cfg)
-    cfg.load_from = 'nowhere/iter_10.pth'
-    with pytest.raises(MissingInputError, match='nowhere/iter_10.pth .from load_from.'):
-        check_checkpoints(cfg)
 
 
 def test_coco_evaluator_annotation_file_is_checked_and_named(tmp_path):

@@ -19,10 +19,9 @@ from repvgg_mm.deploy.int8 import (
     search_keep_fp32,
 )
 from repvgg_mm.deploy.onnx_export import export_onnx
-from repvgg_mm.models import RepVGG
+from repvgg_mm.models import LinearClassifierNet, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
-from repvgg_mm.utils.analysis import LinearClassifierNet
 from repvgg_mm.utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[2]

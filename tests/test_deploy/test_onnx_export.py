@@ -5,9 +5,9 @@ import torch
 from repvgg_mm.deploy import onnx_export
 from repvgg_mm.deploy.export_targets import (
     build_export_target,
-    build_in_scope,
     classifier_config,
     detector_config,
+    model_config,
     pspnet_config,
 )
 from repvgg_mm.deploy.onnx_export import (
@@ -16,6 +16,7 @@ from repvgg_mm.deploy.onnx_export import (
     export_and_check,
     export_onnx,
 )
+from repvgg_mm.models import build_analysis_model
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.compare import NonFiniteError
@@ -25,7 +26,8 @@ NUM_TINY_BLOCKS = 1 + sum(TINY_ARCH['num_blocks'])  # stem + stages
 
 
 def _tiny_classifier(generator):
-    model = build_in_scope(classifier_config(TINY_ARCH, num_classes=7), 'repvgg_mm')
+    model = build_analysis_model(model_config(classifier_config(TINY_ARCH, num_classes=7),
+                                              'repvgg_mm'))
     return randomize_bn_(model, generator).eval()
 
 
@@ -41,7 +43,7 @@ def test_classifier_round_trip(tmp_path, generator):
 
 def test_segmentor_round_trip(tmp_path, generator):
     cfg = pspnet_config('repvgg', TINY_ARCH, num_classes=4, channels=8, aux_channels=8)
-    segmentor = randomize_bn_(build_in_scope(cfg, 'mmseg'), generator).eval()
+    segmentor = randomize_bn_(build_analysis_model(model_config(cfg, 'mmseg')), generator).eval()
     fused = ExportAdapter(fuse_repvgg_blocks(segmentor), 'tensor')
     # 48x48 -> 6x6 features at output stride 8: the PSP pool scales 1, 2, 3, 6 divide it.
     report = export_and_check('seg', fused, (3, 48, 48), str(tmp_path / 'seg.onnx'),
@@ -54,7 +56,7 @@ def test_segmentor_round_trip(tmp_path, generator):
 
 def test_detector_backbone_neck_round_trip(tmp_path, generator):
     cfg = detector_config('retinanet', TINY_ARCH, num_classes=3, neck_channels=8)
-    detector = randomize_bn_(build_in_scope(cfg, 'mmdet'), generator).eval()
+    detector = randomize_bn_(build_analysis_model(model_config(cfg, 'mmdet')), generator).eval()
     fused = ExportAdapter(fuse_repvgg_blocks(detector), 'extract_feat')
     report = export_and_check('det', fused, (3, 64, 96), str(tmp_path / 'det.onnx'),
                               exporter='torchscript')
@@ -97,7 +99,8 @@ def test_failed_export_keeps_existing_file(tmp_path, monkeypatch):
      "the fused model: 'backbone.stem.branch_fused.weight' holds NaN"),
 ])
 def test_non_finite_weights_are_refused_before_export(tmp_path, key, value, message):
-    state = build_in_scope(classifier_config(TINY_ARCH), 'repvgg_mm').state_dict()
+    state = build_analysis_model(model_config(classifier_config(TINY_ARCH),
+                                              'repvgg_mm')).state_dict()
     state[key].view(-1)[0] = value
     path = tmp_path / 'broken.pth'
     torch.save(state, path)

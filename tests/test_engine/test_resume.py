@@ -15,7 +15,7 @@ from mmengine.registry import HOOKS
 
 from repvgg_mm.checkpoint import safe_load
 from repvgg_mm.datasets.toy_dense import make_toy_dense
-from repvgg_mm.engine import launch, train
+from repvgg_mm.engine import test, train
 from repvgg_mm.engine.work_dir import LOCK_NAME, WorkDirLock
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.errors import UserError
@@ -88,8 +88,8 @@ def test_failed_runs_leave_nothing(seg_options, tmp_path):
     with pytest.raises(UserError, match='cannot build the runner'):
         train(SEG_CONFIG, work_dir=str(tmp_path / 'train'), cfg_options=bad)
     with pytest.raises(UserError):
-        launch.test(SEG_CONFIG, str(tmp_path / 'missing.pth'), work_dir=str(tmp_path / 'test'),
-                 cfg_options=dict(seg_options))
+        test(SEG_CONFIG, str(tmp_path / 'missing.pth'), work_dir=str(tmp_path / 'test'),
+             cfg_options=dict(seg_options))
     (tmp_path / 'existing').mkdir()
     (tmp_path / 'existing' / 'notes.txt').write_text('mine')
     with pytest.raises(UserError):
@@ -121,7 +121,7 @@ def test_workers_stop_when_the_launcher_is_killed(tmp_path):
     """tools/dist_train.sh workers: SIGKILL of the torchrun launcher ends them too."""
     pid_file = tmp_path / 'worker.pid'
     worker = ('import os, sys, time\n'
-              'from repvgg_mm.engine.launch import stop_with_launcher\n'
+              'from repvgg_mm.engine.distributed import stop_with_launcher\n'
               'stop_with_launcher()\n'
               f'open({str(pid_file)!r}, "w").write(str(os.getpid()))\n'
               'time.sleep(60)\n')

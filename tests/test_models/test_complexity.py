@@ -1,7 +1,7 @@
 import pytest
 
-from repvgg_mm.models import RepVGG
-from repvgg_mm.utils.analysis import LinearClassifierNet, complexity
+from repvgg_mm.models import LinearClassifierNet, RepVGG
+from repvgg_mm.utils.analysis import complexity
 
 # Paper, Table 4: deployed params (M) and FLOPs (G multiply-adds) at 224x224 with a 1000-way head.
 PAPER = {'A0': (8.31, 1.36), 'A1': (12.79, 2.37), 'A2': (25.50, 5.12), 'B0': (14.34, 3.06),

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from repvgg_mm.deploy.cpu_optimize import optimize_for_cpu
-from repvgg_mm.models import RepVGG
+from repvgg_mm.models import LinearClassifierNet, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
-from repvgg_mm.utils.analysis import LinearClassifierNet
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.timing import time_interleaved
 

@@ -55,10 +55,9 @@ from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 
-from repvgg_mm.conversion import detection_samples
+from repvgg_mm.arch_settings import arch_channels
 from repvgg_mm.models import ARCH_NAMES, RepVGG, RepVGGBlock
-from repvgg_mm.models.backbones.arch_settings import arch_channels
-from repvgg_mm.models.utils import randomize_bn_
+from repvgg_mm.models.utils import detection_samples, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser

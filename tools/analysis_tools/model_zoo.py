@@ -24,8 +24,8 @@ import torch
 from mmengine.logging import MMLogger
 from torch import nn
 
-from repvgg_mm.conversion import check_equivalence, detection_samples
-from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.conversion import check_equivalence
+from repvgg_mm.models.utils import detection_samples, fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import complexity
 from repvgg_mm.utils.argtypes import non_negative_int, output_path, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser

@@ -4,8 +4,7 @@ from typing import Union
 
 from torch import nn
 
-from repvgg_mm.models import RepVGG
-from repvgg_mm.utils.analysis import LinearClassifierNet
+from repvgg_mm.models import LinearClassifierNet, RepVGG
 
 ArchSpec = Union[str, dict]
 

@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 import reference_models as model_builders
 from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT, optimize_for_cpu
-from repvgg_mm.deploy.export_targets import build_in_scope, pspnet_config
+from repvgg_mm.deploy.export_targets import model_config, pspnet_config
 from repvgg_mm.deploy.onnx_export import ExportAdapter
-from repvgg_mm.models import PAPER_TABLE
+from repvgg_mm.models import PAPER_TABLE, build_analysis_model
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import complexity
 from repvgg_mm.utils.timing import Timing, time_interleaved, torch_threads
@@ -283,7 +283,7 @@ def segmentation_benchmark(archs: Sequence = ('A0', ), input_size: Sequence[int]
         for arch in archs:
             name = f'PSPNet-RepVGG-{arch}' if isinstance(arch, str) else 'PSPNet-RepVGG-custom'
             cfg = pspnet_config('repvgg', arch, num_classes, channels=head_channels)
-            train_net = randomize_bn_(build_in_scope(cfg, 'mmseg'), generator)
+            train_net = randomize_bn_(build_analysis_model(model_config(cfg, 'mmseg')), generator)
             train_net = ExportAdapter(train_net.eval(), 'tensor')
             fused_net = fuse_repvgg_blocks(train_net).eval()
             train_stats, fused_stats = complexity(train_net, shape), complexity(fused_net, shape)
@@ -302,7 +302,7 @@ def segmentation_benchmark(archs: Sequence = ('A0', ), input_size: Sequence[int]
                                        fused_stats['params'], fused_stats['flops']))
         if with_r50:
             cfg = pspnet_config('r50', num_classes=num_classes, channels=head_channels)
-            r50 = ExportAdapter(build_in_scope(cfg, 'mmseg').eval(), 'tensor')
+            r50 = ExportAdapter(build_analysis_model(model_config(cfg, 'mmseg')), 'tensor')
             stats = complexity(r50, shape)
             logger.info(f'PSPNet-R50-d8: {stats["params"] / 1e6:.2f} M params, '
                         f'{stats["flops"] / 1e9:.1f} GMACs')

@@ -11,9 +11,9 @@ import torch
 from mmengine.logging import MMLogger
 
 from repvgg_mm.conversion import check_equivalence
-from repvgg_mm.models import ARCH_NAMES, PAPER_TABLE, RepVGG
+from repvgg_mm.models import ARCH_NAMES, PAPER_TABLE, LinearClassifierNet, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.utils.analysis import LinearClassifierNet, complexity
+from repvgg_mm.utils.analysis import complexity
 from repvgg_mm.utils.argtypes import non_negative_float, non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError

@@ -27,7 +27,7 @@ from mmengine.logging import MMLogger
 
 from repvgg_mm.apis.deployment import export_model
 from repvgg_mm.deploy import onnx_export
-from repvgg_mm.deploy.export_targets import TARGETS, build_export_target
+from repvgg_mm.deploy.export_targets import EXPORT_TARGETS, build_export_target
 from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import (
     check_size,
@@ -50,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument('--force', action='store_true',
                         help='replace an existing model folder OUT_DIR')
     add_cfg_options(parser, 'test_dataloader.dataset.data_root=data/toy_dense')
-    parser.add_argument('--what', nargs='+', choices=TARGETS, default=list(TARGETS),
+    parser.add_argument('--what', nargs='+', choices=EXPORT_TARGETS, default=list(EXPORT_TARGETS),
                         help='what to export (detector = backbone + neck)')
     parser.add_argument('--arch', choices=ARCH_NAMES, default='A0',
                         help='RepVGG arch of the models built in code')

@@ -1,4 +1,11 @@
-from .arch_settings import ARCH_NAMES, ARCH_SETTINGS, PAPER_TABLE, arch_channels, resolve_arch
+from repvgg_mm.arch_settings import (
+           ARCH_NAMES,
+           ARCH_SETTINGS,
+           PAPER_TABLE,
+           arch_channels,
+           resolve_arch,
+)
+
 from .mtsppf import MTSPPF
 from .repvgg import RepVGG
 

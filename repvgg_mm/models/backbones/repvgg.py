@@ -7,12 +7,12 @@ from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from repvgg_mm.arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
 from repvgg_mm.registry import MODELS, WEIGHT_INITIALIZERS
 
 from ..blocks import FusedBNBlock, LinearRepVGGBlock, QARepVGGBlock, RepVGGBlock
 from ..blocks.from_repvgg import repvgg_source
 from ..utils.weight_init import init_weights_cfg_last
-from .arch_settings import BASE_WIDTHS, arch_channels, resolve_arch
 from .mtsppf import MTSPPF
 
 BLOCK_TYPES = {'repvgg': RepVGGBlock, 'qarepvgg': QARepVGGBlock, 'linear': LinearRepVGGBlock,

@@ -1,3 +1,4 @@
 from .image_classifier import ImageClassifier, custom_l2
+from .linear_classifier_net import LinearClassifierNet
 
-__all__ = ['ImageClassifier', 'custom_l2']
+__all__ = ['ImageClassifier', 'LinearClassifierNet', 'custom_l2']

@@ -1,4 +1,5 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do, for repvgg_mm, mmseg and mmdet configs.
+"""The bodies of ``tools/train.py`` and ``tools/test.py``, for repvgg_mm, mmseg and mmdet configs
+(launching several processes: :mod:`repvgg_mm.engine.distributed`).
 
 The codebase comes from the config's ``default_scope``: ``repvgg_mm`` (classification),
 ``mmseg`` or ``mmdet``; seg/det configs get the behaviour of mmseg's/mmdet's own scripts. Runs use
@@ -6,11 +7,8 @@ The codebase comes from the config's ``default_scope``: ``repvgg_mm`` (classific
 reader and loads them strictly.
 """
 import copy
-import ctypes
 import logging
-import os
 import os.path as osp
-import signal
 import sys
 from typing import Any, Callable, Optional
 
@@ -26,7 +24,7 @@ from repvgg_mm.utils.errors import UserError, first_line
 from repvgg_mm.utils.fileio import write_error, write_json_atomic
 
 from .compile import compile_kwargs
-from .distributed import adapt_to_cpu
+from .distributed import adapt_to_cpu, stop_with_launcher
 from .runner import RepVGGRunner
 from .work_dir import disk_error, run_files
 
@@ -166,20 +164,6 @@ def run_loop(loop: Callable[[], Any], work_dir: str) -> Any:
         if 'failed to load image' in str(exc):
             raise UserError(str(exc).strip().splitlines()[0]) from exc
         raise
-
-
-def stop_with_launcher() -> None:
-    """In a torchrun worker: end this process when the launcher dies (Linux ``PR_SET_PDEATHSIG``),
-    so killing the launcher, even with SIGKILL, stops the whole job."""
-    if not sys.platform.startswith('linux'):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the launcher died before the call
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
