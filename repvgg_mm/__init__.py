@@ -1,8 +1,8 @@
 """repvgg_mm: RepVGG backbones, re-parameterisation and dense-prediction configs for OpenMMLab 2.x.
 
 Layers (each imports only the ones listed before it; see README "Architecture"):
-``registry``/``utils`` -> ``checkpoint`` -> ``models``/``datasets``/``evaluation`` ->
-``engine``/``conversion``/``deploy``/``visualization`` -> ``apis``.
+``registry``/``arch_settings``/``utils`` -> ``checkpoint`` -> ``models``/``datasets``/``evaluation``
+-> ``engine``/``conversion``/``deploy``/``visualization`` -> ``apis``/``testing`` -> ``benchmark``.
 """
 from .utils.safe_globals import register_safe_globals
 from .version import __version__

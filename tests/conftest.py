@@ -1,15 +1,17 @@
-"""Fixtures shared by the whole suite (test helpers that are not fixtures live in
-repvgg_mm.testing)."""
-import importlib.util
-import sys
+"""Fixtures shared by the whole suite (helpers that are not fixtures live in tests/helpers)."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from repvgg_mm.apis.deployment import export_model
 from repvgg_mm.datasets import make_toy_classification
+from repvgg_mm.datasets.toy_dense import make_toy_dense
 from repvgg_mm.models import RepVGG
-from repvgg_mm.testing import NUM_CLASSES, arch_of, randomize_
+from tests.helpers import NUM_CLASSES, arch_of, randomize_
+from tests.helpers.toy_cases import TINY_TOY_OPTIONS, write_toy_case
 
 # Tests use tiny tensors: one intra-op thread per test process avoids oversubscribing the cores
 # (pytest-xdist runs one process per core).
@@ -58,16 +60,25 @@ def images(generator):
 
 
 @pytest.fixture(scope='session')
-def load_tool(repo_root):
-    """``load_tool('analysis_tools/benchmark.py')``: a tool script imported as a module (its folder
-    on ``sys.path``, as when the script runs, so it finds the modules beside it)."""
-    def load(relative_path: str):
-        path = repo_root / 'tools' / relative_path
-        if str(path.parent) not in sys.path:
-            sys.path.insert(0, str(path.parent))
-        name = 'tool_' + relative_path.replace('/', '_')[:-3]
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    return load
+def cases(repo_root, tmp_path_factory):
+    """``{name: (config, checkpoint, model folder)}``: the toy configs shrunk to the tiny arch with
+    random 'trained' weights, exported once per session, on 3 toy val images of 96x96 (2 train)."""
+    tmp = tmp_path_factory.mktemp('onnx_runtime')
+    root = str(tmp / 'toy_dense')
+    make_toy_dense(root, num_train=2, num_val=3, size=96, progress=False)
+    result = {}
+    for name in TINY_TOY_OPTIONS:
+        config, checkpoint = write_toy_case(repo_root, tmp, name, root)
+        folder = str(tmp / f'{name}_onnx')
+        export_model(config, checkpoint, folder)
+        result[name] = (config, checkpoint, folder)
+    return result
+
+
+@pytest.fixture(scope='session')
+def image(tmp_path_factory):
+    """A random 96x96 RGB PNG file."""
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp('img') / 'image.png'
+    Image.fromarray(rng.integers(0, 256, size=(96, 96, 3), dtype=np.uint8)).save(path)
+    return str(path)

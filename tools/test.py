@@ -15,7 +15,7 @@ import sys
 
 from repvgg_mm.engine import test
 from repvgg_mm.utils.argtypes import input_path, non_negative_float, non_negative_int, output_path
-from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, add_verbose, run_tool, tool_parser
 
 
 def parse_args(argv=None):
@@ -45,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=non_negative_int, default=0)
+    add_verbose(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -55,7 +56,7 @@ def main(argv=None):
     test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
          out_item=args.out_item, show=args.show, show_dir=args.show_dir,
          wait_time=args.wait_time, cfg_options=args.cfg_options, launcher=args.launcher,
-         tta=args.tta, fuse=args.fuse, backend=args.backend)
+         tta=args.tta, fuse=args.fuse, backend=args.backend, verbose=args.verbose)
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ import sys
 
 from repvgg_mm.engine import train
 from repvgg_mm.utils.argtypes import input_path, non_negative_int
-from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
+from repvgg_mm.utils.cli import add_cfg_options, add_verbose, run_tool, tool_parser
 
 
 def parse_args(argv=None):
@@ -31,6 +31,7 @@ def parse_args(argv=None):
                         help='job launcher')
     # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank
     parser.add_argument('--local_rank', '--local-rank', type=non_negative_int, default=0)
+    add_verbose(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -39,7 +40,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
-          auto_scale_lr=args.auto_scale_lr, cfg_options=args.cfg_options, launcher=args.launcher)
+          auto_scale_lr=args.auto_scale_lr, cfg_options=args.cfg_options, launcher=args.launcher,
+          verbose=args.verbose)
 
 
 if __name__ == '__main__':

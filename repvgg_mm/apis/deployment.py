@@ -46,9 +46,10 @@ from repvgg_mm.deploy.model_folder import (
 from repvgg_mm.deploy.onnx_export import DEFAULT_OPSET
 from repvgg_mm.deploy.runtime import create_session
 from repvgg_mm.engine import test as run_test
+from repvgg_mm.models import build_analysis_model
 from repvgg_mm.models.utils import training_time_blocks
 from repvgg_mm.utils.compare import check_finite
-from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn, setup_codebase
+from repvgg_mm.utils.config import load_config, setup_codebase
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import atomic_output_dir, write_json_atomic
 from repvgg_mm.utils.timing import time_interleaved, torch_threads
@@ -74,8 +75,7 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
     else:
         result = convert_whole_model(config, checkpoint, cfg_options=cfg_options, logger=logger)
         deploy_cfg, state = result.deploy_cfg, result.state_dict
-    deploy_cfg.model, _ = replace_sync_bn(deploy_cfg.model)
-    model = build_model(deploy_cfg)
+    model = build_analysis_model(deploy_cfg)
     if training_time_blocks(model):
         raise UserError(f'{config}: the deploy config still builds training-time RepVGG blocks')
     load_state_dict_strict(model, state, source=f'of {checkpoint}')

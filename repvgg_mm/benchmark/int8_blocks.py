@@ -20,12 +20,14 @@ from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT
 from repvgg_mm.deploy.int8 import quantize_onnx, quantized_convs
 from repvgg_mm.deploy.onnx_export import export_onnx
 from repvgg_mm.deploy.runtime import create_session
-from repvgg_mm.models import LinearClassifierNet, RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
+from repvgg_mm.testing import named_arch
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.errors import UserError
 
 from . import toy_task
+from .reference_models import repvgg_classifier
+from .targets import INT8_DROP_FRACTION
 
 BLOCK_TYPES = ('repvgg', 'qarepvgg')
 
@@ -134,8 +136,7 @@ def run_quantization_experiment(cfg: QuantExperiment, logger: Optional[MMLogger]
     name = {'repvgg': 'RepVGG', 'qarepvgg': 'QARepVGG'}[cfg.block_type]
     logger.info(f'training {name}-{cfg.arch if isinstance(cfg.arch, str) else "custom"} in FP32 '
                 f'for {cfg.epochs} epochs on {data_note}')
-    model = LinearClassifierNet(RepVGG(cfg.arch, block_type=cfg.block_type),
-                                _num_classes(train_set))
+    model = repvgg_classifier(named_arch(cfg.arch), _num_classes(train_set), cfg.block_type)
     toy_task.train_classifier(model, train_loader, cfg.epochs, cfg.lr, logger=logger)
     acc['fp32 train-time'] = toy_task.evaluate_accuracy(model, val_loader)
     fused = fuse_repvgg_blocks(model).eval()
@@ -170,7 +171,7 @@ def int8_speed(arch: Union[str, dict] = 'A0', input_size: int = 224, batch: int 
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.randn(batch, 3, input_size, input_size, generator=generator)
     fused = fuse_repvgg_blocks(randomize_bn_(
-        LinearClassifierNet(RepVGG(arch, block_type=block_type)), generator)).eval()
+        repvgg_classifier(named_arch(arch), block_type=block_type), generator)).eval()
     with tempfile.TemporaryDirectory() as tmp:
         fp32, int8 = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'int8.onnx')
         export_onnx(fused, inputs[:1], fp32, logger=logger)
@@ -179,3 +180,40 @@ def int8_speed(arch: Union[str, dict] = 'A0', input_size: int = 224, batch: int 
         ms = measure_latency({'fp32 fused': fused, 'fp32 onnxruntime': fp32, 'int8': int8},
                              inputs, threads, repeats, warmup)
     return {name: value / 1000.0 for name, value in ms.items()}
+
+
+def report_lines(result: dict, speed_size: int, speed_batch: int, threads: int) -> List[str]:
+    """One block type's result (:meth:`QuantResult.as_dict` plus ``block_type``) as text."""
+    acc = result['accuracy']
+    lines = [f'{result["block_type"]}: data: {result["data"]} ({result["num_val"]} val images)']
+    lines += [f'  top-1 {name:<18} {value:6.2f}%' for name, value in acc.items()]
+    lines.append(f'  INT8 vs FP32 fused: {acc["int8 ptq"] - acc["fp32 fused"]:+.2f} points '
+                 f'({result["int8_convs"]} INT8 convs)')
+    lines += [f'  {name}: {value:.2e}' for name, value in result['checks'].items()]
+    speeds = result.get('seconds_per_batch')
+    if speeds:
+        base = speeds['fp32 fused']
+        lines.append(f'  speed, batch {speed_batch}, {speed_size}x{speed_size}, {threads} threads '
+                     '(median s/batch):')
+        lines += [f'    {name:<24} {seconds:.4f} s  ({base / seconds:.2f}x vs fp32 fused)'
+                  for name, seconds in speeds.items()]
+    return lines
+
+
+def comparison_table(results: Dict[str, dict]) -> str:
+    """FP32 and INT8 top-1, the drop, INT8 speed per block type, and the target's verdict
+    (QARepVGG's drop within :data:`~repvgg_mm.benchmark.targets.INT8_DROP_FRACTION` of
+    RepVGG's)."""
+    rows = ['| block | FP32 top-1 (fused) | INT8 top-1 (onnxruntime) | drop | INT8 s/batch |',
+            '|---|---|---|---|---|']
+    for block_type, result in results.items():
+        acc = result['accuracy']
+        speed = result.get('seconds_per_batch', {}).get('int8')
+        rows.append(f'| {block_type} | {acc["fp32 fused"]:.2f} | {acc["int8 ptq"]:.2f} | '
+                    f'{acc["fp32 fused"] - acc["int8 ptq"]:.2f} | '
+                    f'{f"{speed:.4f}" if speed else "-"} |')
+    drops = {k: r['accuracy']['fp32 fused'] - r['accuracy']['int8 ptq'] for k, r in results.items()}
+    met = drops['qarepvgg'] <= INT8_DROP_FRACTION.bound * max(drops['repvgg'], 0)
+    rows.append(f'\nQARepVGG INT8 drop {INT8_DROP_FRACTION}: {"met" if met else "not met"} '
+                f'({drops["qarepvgg"]:.2f} vs {drops["repvgg"]:.2f} points)')
+    return '\n'.join(rows)

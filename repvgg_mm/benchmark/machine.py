@@ -18,12 +18,21 @@ def cpu_name() -> str:
 
 
 def machine_info() -> dict:
-    """CPU, cores, torch threads and version, OpenMP wait policy, load average."""
+    """CPU, cores, torch threads and version, OpenMP wait policy, load average, and the one-line
+    :func:`machine_summary`."""
     return dict(cpu=cpu_name(), cores=os.cpu_count(), threads=torch.get_num_threads(),
                 torch=torch.__version__, omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
-                load_average=list(os.getloadavg()))
+                load_average=list(os.getloadavg()), summary=machine_summary())
 
 
 def machine_line(info: dict) -> str:
+    """``info`` (:func:`machine_info`) in one line, with the OpenMP wait policy."""
     return (f'{info["cpu"]} ({info["cores"]} cores), {info["threads"]} torch threads, torch '
             f'{info["torch"]}, OMP_WAIT_POLICY={info["omp_wait_policy"]}')
+
+
+def machine_summary() -> str:
+    """CPU, cores, torch version, threads and oneDNN in one line (as the model-zoo table says)."""
+    return (f'{cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads, oneDNN '
+            f'{"on" if torch.backends.mkldnn.is_available() else "off"}')

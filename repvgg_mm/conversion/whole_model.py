@@ -1,6 +1,7 @@
 """Whole-model conversion: a training config + checkpoint into a deploy config + checkpoint
-(``tools/convert_whole_model.py``), and the original RepVGG README's in-memory API
-(:func:`repvgg_model_convert`, :func:`whole_model_convert`).
+(:func:`convert_whole_model`, the body of ``tools/convert_whole_model.py``). In memory, a model is
+fused by :func:`repvgg_mm.models.fuse_repvgg_blocks`; the original RepVGG API's names
+(:func:`repvgg_model_convert`, :func:`whole_model_convert`) stay as aliases for its users.
 
 :func:`convert_whole_model` does all the work in memory (build, strict load, fuse, verify, prove
 untouched tensors); :func:`write_conversion` then writes both files atomically. Nothing is written
@@ -181,7 +182,7 @@ def convert_whole_model(config: str, checkpoint: str, *, cfg_options: Optional[d
                 f'{len(fused_names)} RepVGG blocks and loaded the weights strictly')
 
     deploy_cfg, flagged, deploy_model = _deploy_model(cfg)
-    whole_model_convert(train_model, deploy_model)
+    _load_fused(train_model, deploy_model)
     deploy_state = deploy_model.state_dict()
     untouched = check_untouched_tensors(source.state, deploy_state, fused_names)
     logger.info(f'fused {len(fused_names)} blocks; {untouched} other tensors are bit-identical')
@@ -253,22 +254,29 @@ def summary_lines(result: ConversionResult) -> List[str]:
     return lines
 
 
-def whole_model_convert(train_model: nn.Module, deploy_model: nn.Module,
-                        save_path: Optional[str] = None) -> nn.Module:
-    """Copy all weights of ``train_model`` into the already built ``deploy_model``, fusing
-    RepVGG blocks.
-
-    ``deploy_model`` must be the same network built with ``deploy=True`` on its RepVGG modules: it
-    is
-    loaded strictly (a readable error lists missing/unexpected/mismatched keys). Every other tensor
-    is copied unchanged. ``save_path``: also save ``deploy_model``'s state dict there (atomically).
-    """
+def _load_fused(train_model: nn.Module, deploy_model: nn.Module) -> None:
+    """Load ``train_model``'s weights, every RepVGG block fused, strictly into ``deploy_model``
+    (the same network built with ``deploy=True``); every other tensor is copied unchanged."""
     state, _ = fused_state_dict(train_model)
     try:
         load_state_dict_strict(deploy_model, state, source='of the fused training-time model')
     except CheckpointError as exc:
         raise ConversionError('the deploy model does not match the fused training-time model: '
                               f'{exc}') from exc
+
+
+# The original RepVGG API's names (DingXiaoH/RepVGG: repvgg.py and tools), kept as aliases for its
+# users; repvgg_mm's names are fuse_repvgg_blocks (in memory) and convert_whole_model (files).
+
+def whole_model_convert(train_model: nn.Module, deploy_model: nn.Module,
+                        save_path: Optional[str] = None) -> nn.Module:
+    """Alias of the original RepVGG API: copy all weights of ``train_model`` into the already
+    built ``deploy_model`` (the same network with ``deploy=True`` on its RepVGG modules), fusing
+    RepVGG blocks, and return it. Loading is strict (a readable error lists missing, unexpected
+    or mismatched keys); every other tensor is copied unchanged. ``save_path``: also save
+    ``deploy_model``'s state dict there (atomically). New code: :func:`convert_whole_model`
+    (files) or :func:`repvgg_mm.models.fuse_repvgg_blocks` (in memory)."""
+    _load_fused(train_model, deploy_model)
     if save_path is not None:
         atomic_torch_save(deploy_model.state_dict(), save_path)
     return deploy_model
@@ -276,11 +284,10 @@ def whole_model_convert(train_model: nn.Module, deploy_model: nn.Module,
 
 def repvgg_model_convert(model: nn.Module, save_path: Optional[str] = None,
                          do_copy: bool = True) -> nn.Module:
-    """Fuse every RepVGG block of ``model`` (a deep copy unless ``do_copy=False``) and return it.
-
-    ``save_path``: also save the fused model's flat state dict there (atomically), loadable with
-    ``deploy_model.load_state_dict(torch.load(save_path))``.
-    """
+    """Alias of the original RepVGG API: :func:`repvgg_mm.models.fuse_repvgg_blocks` (a deep copy
+    of ``model`` unless ``do_copy=False``, every RepVGG block fused). ``save_path``: also save the
+    fused model's flat state dict there (atomically), loadable with
+    ``deploy_model.load_state_dict(torch.load(save_path))``."""
     model = fuse_repvgg_blocks(model, do_copy=do_copy)
     if save_path is not None:
         atomic_torch_save(model.state_dict(), save_path)

@@ -97,7 +97,7 @@ CPU_VARIANTS: Dict[str, Callable[[nn.Module, Tensor], CpuRunner]] = {
     'compile': _compile,
 }
 # On the 2-core AVX-512 machine this project is developed on, jit_freeze and compile tie (1.2-1.4x
-# the eager fused model, see the README); jit_freeze prepares in about a second.
+# the eager fused model, see docs/deployment.md); jit_freeze prepares in about a second.
 DEFAULT_CPU_VARIANT = 'jit_freeze'
 
 

@@ -26,9 +26,9 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from repvgg_mm.checkpoint import load_state_dict_strict, read_weights
+from repvgg_mm.models import build_analysis_model
 from repvgg_mm.registry import MODELS
 from repvgg_mm.utils.compare import check_finite, flatten_tensors
-from repvgg_mm.utils.config import build_model, replace_sync_bn
 from repvgg_mm.utils.errors import UserError, first_line
 
 from .model_folder import (
@@ -115,10 +115,10 @@ class ONNXRuntimeModel(BaseModel):
         logger = MMLogger.get_current_instance()
         path, info = resolve_onnx(onnx)
         session = create_session(path, num_threads, providers)
-        model_cfg, _ = replace_sync_bn(dict(model))
+        model_cfg = dict(model)
         if data_preprocessor is not None:  # a Runner passes a config-level data_preprocessor
             model_cfg.setdefault('data_preprocessor', data_preprocessor)
-        torch_model = build_model(Config(dict(model=model_cfg, default_scope=scope)))
+        torch_model = build_analysis_model(Config(dict(model=model_cfg, default_scope=scope)))
         kind = model_kind(torch_model)
         if info is not None and info.kind != kind:
             raise UserError(f'{onnx} holds a {info.kind} but the config builds a {kind} '

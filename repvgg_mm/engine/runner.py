@@ -1,4 +1,7 @@
-"""mmengine's Runner with the project's checkpoint policy: safe reading, strict loading."""
+"""mmengine's Runner with the project's checkpoint policy (safe reading, strict loading) and a
+terminal that shows progress and results (the rest of the log stays in the log file)."""
+import logging
+
 from mmengine.device import get_device
 from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
@@ -7,6 +10,7 @@ from torch import nn
 
 from repvgg_mm.checkpoint import load_checkpoint_file, load_state_dict_strict, select_weights
 from repvgg_mm.registry import RUNNERS
+from repvgg_mm.utils.console import KNOWN_UPSTREAM_LOG_LINES, current_router
 from repvgg_mm.utils.errors import UserError, first_line
 
 from .compile import COMPILED_PARTS, compile_kwargs
@@ -21,6 +25,29 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return model
 
 
+# What mmengine logs at the start of every run, for the log file: the environment, the whole
+# config and the hook-priority table; and the upstream notices of every run.
+LOG_FILE_ONLY = ('Hooks will be executed in the following order', 'Config:',
+                 '\n' + '-' * 60 + '\nSystem environment') + KNOWN_UPSTREAM_LOG_LINES
+
+
+class ConsoleFilter(logging.Filter):
+    """Keeps the start-of-run dumps and known upstream notices (:data:`LOG_FILE_ONLY`) and records
+    marked ``extra={'console': False}`` off the terminal handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, 'console', True) is False:
+            return False
+        return not record.getMessage().startswith(LOG_FILE_ONLY)
+
+
+def quiet_console(logger: logging.Logger) -> None:
+    """Put :class:`ConsoleFilter` on ``logger``'s terminal handlers (not its file handlers)."""
+    for handler in logger.handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.addFilter(ConsoleFilter())
+
+
 @RUNNERS.register_module()
 class RepVGGRunner(Runner):
     """A Runner whose ``load_from``, ``--resume`` and test checkpoints go through the safe reader.
@@ -32,6 +59,18 @@ class RepVGGRunner(Runner):
     strictly: any missing, unexpected or mis-shaped key is a one-line
     :class:`~repvgg_mm.utils.errors.CheckpointError`.
     """
+
+    def build_logger(self, *args, **kwargs):
+        """mmengine's logger; inside a :class:`~repvgg_mm.utils.console.WarningRouter` (the tools'
+        runs) its log file gets the warnings and, unless ``verbose``, the terminal loses the
+        start-of-run dumps."""
+        logger = super().build_logger(*args, **kwargs)
+        router = current_router()
+        if router is not None:
+            if not router.verbose:
+                quiet_console(logger)
+            router.attach(lambda text: logger.warning(text, extra=dict(console=False)))
+        return logger
 
     def load_checkpoint(self, filename: str, map_location='cpu', strict: bool = False,
                         revise_keys=((r'^module\.', ''), )) -> dict:

@@ -20,6 +20,7 @@ from mmengine.logging import print_log
 from repvgg_mm.checkpoint import check_checkpoint_file
 from repvgg_mm.datasets.checks import check_config_inputs, check_data_root
 from repvgg_mm.utils.config import load_config, setup_codebase
+from repvgg_mm.utils.console import WarningRouter
 from repvgg_mm.utils.errors import UserError, first_line
 from repvgg_mm.utils.fileio import write_error, write_json_atomic
 
@@ -168,8 +169,17 @@ def run_loop(loop: Callable[[], Any], work_dir: str) -> Any:
 
 def train(config: str, work_dir: Optional[str] = None, resume: Optional[str] = None,
           amp: bool = False, auto_scale_lr: bool = False, cfg_options: Optional[dict] = None,
-          launcher: str = 'none'):
-    """Train from ``config`` (the body of ``tools/train.py``); returns the trained model."""
+          launcher: str = 'none', verbose: bool = False):
+    """Train from ``config`` (the body of ``tools/train.py``); returns the trained model.
+
+    The terminal shows progress and results; the environment, the config, the hook table and
+    the known upstream warnings go to the run's log file only, unless ``verbose``.
+    """
+    with WarningRouter(verbose):
+        return _train(config, work_dir, resume, amp, auto_scale_lr, cfg_options, launcher)
+
+
+def _train(config, work_dir, resume, amp, auto_scale_lr, cfg_options, launcher):
     cfg = load_config(config, cfg_options)
     setup_codebase(cfg)
     cfg.launcher = launcher
@@ -246,7 +256,8 @@ def _dump_metric(scope: str, out: str):
 def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
          out_item: str = 'pred', show: bool = False, show_dir: Optional[str] = None,
          wait_time: float = 2, cfg_options: Optional[dict] = None, launcher: str = 'none',
-         tta: bool = False, fuse: bool = False, backend: Optional[str] = None) -> dict:
+         tta: bool = False, fuse: bool = False, backend: Optional[str] = None,
+         verbose: bool = False) -> dict:
     """Test ``checkpoint`` with ``config`` (the body of ``tools/test.py``); returns the metrics.
 
     The checkpoint must fit the model exactly. ``fuse`` re-parameterises every RepVGG block after
@@ -254,8 +265,16 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     otherwise a ``.pkl`` file of the predictions; with ``out_item='metrics'``: a ``.json`` file of
     the metrics. ``backend``: ``'pytorch'`` or ``'onnxruntime'``; by default a ``.onnx`` file or a
     model folder runs on ONNX Runtime (``repvgg_mm.ONNXRuntimeModel`` replaces the exported part
-    of the config's model), anything else is a PyTorch checkpoint.
+    of the config's model), anything else is a PyTorch checkpoint. The terminal: as
+    :func:`train`'s.
     """
+    with WarningRouter(verbose):
+        return _test(config, checkpoint, work_dir, out, out_item, show, show_dir, wait_time,
+                     cfg_options, launcher, tta, fuse, backend)
+
+
+def _test(config, checkpoint, work_dir, out, out_item, show, show_dir, wait_time, cfg_options,
+          launcher, tta, fuse, backend) -> dict:
     if out_item not in ('pred', 'metrics'):
         raise UserError(f"--out-item must be 'pred' or 'metrics', got {out_item!r}")
     if out is not None and out_item == 'metrics' and not out.endswith('.json'):

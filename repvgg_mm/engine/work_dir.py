@@ -78,7 +78,7 @@ class WorkDirLock:
                 os.close(fd)
                 raise UserError(
                     f'{self.work_dir} is in use by a live training run ({owner}); wait for it to '
-                    'end or stop it (README: stopping a run), or choose another --work-dir'
+                    'end or stop it (docs/distributed.md), or choose another --work-dir'
                 ) from None
             try:  # the file may have been removed by its previous owner after we opened it
                 same = os.stat(self.path).st_ino == os.fstat(fd).st_ino

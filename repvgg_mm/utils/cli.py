@@ -50,6 +50,13 @@ def add_cfg_options(parser: argparse.ArgumentParser, example: str) -> None:
                              'key=a,b; nested keys with dots)')
 
 
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """The shared ``--verbose`` flag of the tools that run mmengine's Runner."""
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print what goes to the log file only: the environment, the '
+                             'config, the hook table and known upstream warnings')
+
+
 class ToolArgumentParser(argparse.ArgumentParser):
     """argparse with the policy's one-line usage errors (``error: ...``, exit 2, no usage
     block)."""

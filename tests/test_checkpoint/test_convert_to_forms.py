@@ -10,7 +10,10 @@ from mmengine.config import Config
 from repvgg_mm.checkpoint import export_state_dict
 from repvgg_mm.models import RepVGG
 from repvgg_mm.models.utils import fuse_repvgg_blocks
-from repvgg_mm.testing import (
+from repvgg_mm.utils.compare import NonFiniteError
+from repvgg_mm.utils.config import build_model
+from repvgg_mm.utils.errors import CheckpointError
+from tests.helpers import (
     WRAPPERS,
     arch_of,
     classifier_state,
@@ -18,9 +21,6 @@ from repvgg_mm.testing import (
     pspnet_cfg,
     randomize_,
 )
-from repvgg_mm.utils.compare import NonFiniteError
-from repvgg_mm.utils.config import build_model
-from repvgg_mm.utils.errors import CheckpointError
 
 FORMS = ('linear', 'fused_bn')
 LAYOUTS = ('repvgg_mm', 'original', 'timm', 'mmpretrain')

@@ -12,8 +12,8 @@ from repvgg_mm.checkpoint import (
     read_state_dict,
     select_weights,
 )
-from repvgg_mm.testing import WRAPPERS, classifier_state
 from repvgg_mm.utils.errors import CheckpointError
+from tests.helpers import WRAPPERS, classifier_state
 
 FOREIGN = ('original', 'timm', 'mmpretrain')
 

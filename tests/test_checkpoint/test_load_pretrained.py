@@ -8,8 +8,8 @@ from mmengine.logging import MMLogger
 
 from repvgg_mm.checkpoint import convert_state_dict, export_state_dict, load_pretrained
 from repvgg_mm.models import RepVGG
-from repvgg_mm.testing import WRAPPERS, arch_of, classifier_state, logits, outputs_rel_error
 from repvgg_mm.utils.errors import CheckpointError
+from tests.helpers import WRAPPERS, arch_of, classifier_state, logits, outputs_rel_error
 
 LAYOUTS = ('original', 'timm', 'mmpretrain', 'repvgg_mm')
 

@@ -10,8 +10,8 @@ from repvgg_mm.arch_settings import BASE_WIDTHS
 from repvgg_mm.checkpoint import convert_state_dict, export_state_dict
 from repvgg_mm.conversion.arch_matching import infer_arch
 from repvgg_mm.models import ARCH_NAMES, RepVGG
-from repvgg_mm.testing import NUM_CLASSES, TINY_ARCHS, classifier_state, logits, randomize_
 from repvgg_mm.utils.compare import max_relative_error
+from tests.helpers import NUM_CLASSES, TINY_ARCHS, classifier_state, logits, randomize_
 
 TOLERANCE = 1e-5
 

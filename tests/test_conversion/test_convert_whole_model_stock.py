@@ -15,20 +15,14 @@ from mmengine.config import Config
 from PIL import Image
 from torch import nn
 
-from repvgg_mm.testing import (
+from tests.helpers import (
     convert_and_check,
     pspnet_cfg,
     retinanet_cfg,
     run_concurrently,
     runner_checkpoint,
 )
-from repvgg_mm.testing.stock import (
-    LOAD_WARNINGS,
-    STOCK_DRIVER,
-    read_log,
-    read_metrics,
-    stock_runs,
-)
+from tests.helpers.stock import LOAD_WARNINGS, STOCK_DRIVER, read_log, read_metrics, stock_runs
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 

@@ -19,15 +19,9 @@ from PIL import Image
 
 from repvgg_mm.conversion.whole_model import convert_whole_model, write_conversion
 from repvgg_mm.datasets.toy_dense import make_toy_dense
-from repvgg_mm.testing import run_concurrently, runner_checkpoint, trained_model
-from repvgg_mm.testing.stock import (
-    LOAD_WARNINGS,
-    STOCK_DRIVER,
-    read_log,
-    read_metrics,
-    stock_runs,
-)
 from repvgg_mm.utils.config import load_config, replace_sync_bn
+from tests.helpers import run_concurrently, runner_checkpoint, trained_model
+from tests.helpers.stock import LOAD_WARNINGS, STOCK_DRIVER, read_log, read_metrics, stock_runs
 
 pytestmark = pytest.mark.slow  # subprocess end-to-end runs
 

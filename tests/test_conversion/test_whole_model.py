@@ -19,7 +19,10 @@ from repvgg_mm.conversion.deploy_config import deploy_config
 from repvgg_mm.conversion.equivalence import eval_copy, make_sample, network_outputs
 from repvgg_mm.models import RepVGGBlock
 from repvgg_mm.models.utils import fused_state_dict, iter_repvgg_blocks, randomize_bn_
-from repvgg_mm.testing import (
+from repvgg_mm.utils.compare import NonFiniteError, outputs_difference
+from repvgg_mm.utils.config import build_model
+from repvgg_mm.utils.errors import CheckpointError, ConversionError
+from tests.helpers import (
     SAMPLE,
     assert_same_outputs,
     classifier_cfg,
@@ -28,9 +31,6 @@ from repvgg_mm.testing import (
     runner_checkpoint,
     trained_model,
 )
-from repvgg_mm.utils.compare import NonFiniteError, outputs_difference
-from repvgg_mm.utils.config import build_model
-from repvgg_mm.utils.errors import CheckpointError, ConversionError
 
 # ---------------------------------------------------------------- Python API (original README)
 

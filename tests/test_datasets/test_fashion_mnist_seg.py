@@ -8,8 +8,8 @@ from PIL import Image
 
 from repvgg_mm.datasets import ToyDataExistsError, make_fashion_mnist_seg
 from repvgg_mm.datasets.fashion_mnist_seg import MANIFEST, compose_sample
-from repvgg_mm.testing import write_fake_fashion_mnist
 from repvgg_mm.utils.errors import MissingInputError, UserError
+from tests.helpers import write_fake_fashion_mnist
 
 
 @pytest.fixture

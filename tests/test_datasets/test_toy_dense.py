@@ -18,8 +18,6 @@ from repvgg_mm.datasets.toy_dense import (
     make_toy_dense,
     mask_to_rle,
 )
-from repvgg_mm.utils.cli import run_tool
-from repvgg_mm.utils.errors import EXIT_ERROR
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -130,17 +128,3 @@ def test_configs_match_the_generator():
     assert tuple(seg.metainfo.classes) == SEG_CLASSES
     assert [tuple(c) for c in seg.metainfo.palette] == list(SEG_PALETTE)
     assert tuple(det.metainfo.classes) == DET_CLASSES
-
-
-def test_cli_writes_and_reports(tmp_path, capsys, load_tool):
-    main = load_tool('dataset_converters/make_toy_dense.py').main
-    out = tmp_path / 'toy'
-    argv = [str(out), '--num-train', '2', '--num-val', '1', '--size', '48']
-    assert main(argv) == 0
-    assert 'wrote' in capsys.readouterr().out
-    assert (out / 'annotations' / 'instances_val.json').is_file()
-    assert main(argv) == 0
-    assert 'nothing to do' in capsys.readouterr().out
-    assert run_tool(main, [str(out), '--num-train', '3']) == EXIT_ERROR
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1

@@ -20,7 +20,6 @@ from repvgg_mm.models import build_analysis_model
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.compare import NonFiniteError
-from repvgg_mm.utils.errors import ExportError
 
 NUM_TINY_BLOCKS = 1 + sum(TINY_ARCH['num_blocks'])  # stem + stages
 
@@ -116,40 +115,3 @@ def test_onnx_check_refuses_nan_outputs(tmp_path):
     onnx_export.export_onnx(conv, torch.randn(1, 3, 8, 8), path, exporter='torchscript')
     with pytest.raises(NonFiniteError, match='holds NaN or infinity'):
         onnx_export.compare_with_onnxruntime(path, conv, torch.randn(2, 3, 8, 8))
-
-
-@pytest.mark.parametrize('config, what, size, other_convs', [
-    ('configs/toy/deeplabv3plus_repvgg_a0_toy.py', 'segmentor', 64, 15),
-    # UPerNet's pyramid pooling exports when the stride-32 map divides by 1, 2, 3, 6: 192 -> 6x6
-    ('configs/toy/upernet_repvgg_a0_toy.py', 'segmentor', 192, 13),
-    ('configs/toy/mask_rcnn_repvgg_a0_toy.py', 'detector', 64, 6),  # backbone + FPN
-    ('configs/detection/fcos_repvgg_a0_fpn_1x_coco.py', 'detector', 64, 8),
-])
-def test_export_tool_exports_the_new_heads(config, what, size, other_convs, repo_root, tmp_path,
-                                           load_tool, capsys):
-    tool = load_tool('deployment/export_onnx.py')
-    assert tool.main(['--what', what, '--config', str(repo_root / config), '--input-size',
-                      str(size), '--exporter', 'torchscript', '--work-dir', str(tmp_path)]) == 0
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith('OK: ') and f'{22 + other_convs} Conv nodes' in line  # A0: 22 blocks
-    assert len(list(tmp_path.glob('*.onnx'))) == 1
-
-
-def test_a_failed_check_writes_nothing(tmp_path, load_tool, capsys):
-    """--atol 0 --rtol 0: ONNX Runtime never matches PyTorch to the last bit; the rejected file and
-    the folder made for it are gone."""
-    tool = load_tool('deployment/export_onnx.py')
-    out = tmp_path / 'onnx'
-    with pytest.raises(ExportError, match='the ONNX check failed, nothing written'):
-        tool.main(['--what', 'classifier', '--arch', 'A0', '--input-size', '32', '--atol', '0',
-                   '--rtol', '0', '--exporter', 'torchscript', '--work-dir', str(out)])
-    assert not out.exists()
-
-
-def test_unexportable_input_size_is_one_line(repo_root, tmp_path, load_tool):
-    tool = load_tool('deployment/export_onnx.py')
-    config = str(repo_root / 'configs/toy/upernet_repvgg_a0_toy.py')
-    with pytest.raises(ExportError, match='adaptive pooling exports only when'):
-        tool.main(['--what', 'segmentor', '--config', config, '--input-size', '64',
-                   '--exporter', 'torchscript', '--work-dir', str(tmp_path)])
-    assert not list(tmp_path.iterdir())  # nothing half written

@@ -20,11 +20,11 @@ from repvgg_mm.apis.deployment import export_model
 from repvgg_mm.deploy import ONNXRuntimeModel, read_model_info
 from repvgg_mm.deploy.model_folder import FP32_FILE, HEADS_FILE, INFO_FILE
 from repvgg_mm.engine import test as run_test
-from repvgg_mm.testing import TINY_ARCH, runner_checkpoint, trained_model
-from repvgg_mm.testing.toy_cases import file_sha256 as sha256
-from repvgg_mm.utils.cli import run_tool
+from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.config import load_config
 from repvgg_mm.utils.errors import UserError
+from tests.helpers import runner_checkpoint, trained_model
+from tests.helpers.toy_cases import file_sha256 as sha256
 
 QUIET = {'log_level': 'WARNING'}
 
@@ -168,33 +168,6 @@ def test_a_model_kind_the_wrapper_does_not_serve(cases):
                       sigma=2.0, max_per_img=10))
     with pytest.raises(UserError, match='does not serve SOLO models'):
         ONNXRuntimeModel(model=solo, onnx=cases['retinanet'][2], scope='mmdet')
-
-
-def test_export_writes_all_or_nothing(cases, tmp_path, capsys, load_tool):
-    config, checkpoint, folder = cases['retinanet']
-    tool = load_tool('deployment/export_onnx.py')
-    listing = sorted(os.listdir(folder))
-    info = sha256(os.path.join(folder, INFO_FILE))
-    inputs = {p: sha256(p) for p in (config, checkpoint)}
-    # an existing folder without --force; a folder that is not a model folder, even with --force
-    assert run_tool(tool.main, [config, checkpoint, folder]) == 2
-    other = tmp_path / 'work'
-    other.mkdir()
-    (other / 'notes.txt').write_text('mine')
-    assert run_tool(tool.main, [config, checkpoint, str(other), '--force']) == 2
-    # a folder that holds the checkpoint, with --force (replacing it would delete the input)
-    inside = tmp_path / 'inside'
-    inside.mkdir()
-    shutil.copy(os.path.join(folder, INFO_FILE), inside / INFO_FILE)
-    shutil.copy(checkpoint, inside / 'w.pth')
-    assert run_tool(tool.main, [config, str(inside / 'w.pth'), str(inside), '--force']) == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error:')]
-    assert len(errors) == 3 and 'pass --force' in errors[0] and 'not a model folder' in errors[1]
-    assert 'holds the input' in errors[2]
-    assert sorted(os.listdir(folder)) == listing and sha256(os.path.join(folder, INFO_FILE)) == info
-    assert os.listdir(other) == ['notes.txt'] and sorted(os.listdir(inside)) == [INFO_FILE, 'w.pth']
-    assert {p: sha256(p) for p in (config, checkpoint)} == inputs
-    assert not [n for n in os.listdir(os.path.dirname(folder)) if n.endswith('.tmp')]
 
 
 def test_classifier_scores_like_fused_pytorch(repo_root, toy_root, tmp_path):

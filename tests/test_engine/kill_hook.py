@@ -1,6 +1,7 @@
 """A hook for the kill-and-resume test: every rank SIGKILLs itself right after one iteration.
 
-The child training processes import it through ``custom_imports`` (``tests/`` on PYTHONPATH).
+The child training processes import it through ``custom_imports`` (the repository on
+PYTHONPATH).
 """
 import os
 import signal

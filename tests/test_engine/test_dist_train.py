@@ -56,7 +56,7 @@ randomness = dict(seed=0, deterministic=True)
 '''
 KILL_TEMPLATE = '''
 _base_ = {base!r}
-custom_imports = dict(imports=['test_engine.kill_hook'], allow_failed_imports=False)
+custom_imports = dict(imports=['tests.test_engine.kill_hook'], allow_failed_imports=False)
 custom_hooks = [dict(type='SigkillAfterIterHook', iteration={kill_at})]
 '''
 
@@ -70,7 +70,7 @@ def free_port() -> int:
 def dist_train(config, work_dir, *args) -> subprocess.Popen:
     """``tools/dist_train.sh CONFIG 2`` with a free port, one thread per process."""
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT=str(free_port()),
-               PYTHONPATH=os.pathsep.join([str(ROOT / 'tests'), os.environ.get('PYTHONPATH', '')]))
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]))
     cmd = ['bash', str(ROOT / 'tools' / 'dist_train.sh'), str(config), '2', '--work-dir',
            str(work_dir), *map(str, args)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -15,7 +15,8 @@ from mmengine.registry import HOOKS
 
 from repvgg_mm.checkpoint import safe_load
 from repvgg_mm.datasets.toy_dense import make_toy_dense
-from repvgg_mm.engine import test, train
+from repvgg_mm.engine import test as run_test
+from repvgg_mm.engine import train
 from repvgg_mm.engine.work_dir import LOCK_NAME, WorkDirLock
 from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.errors import UserError
@@ -88,8 +89,8 @@ def test_failed_runs_leave_nothing(seg_options, tmp_path):
     with pytest.raises(UserError, match='cannot build the runner'):
         train(SEG_CONFIG, work_dir=str(tmp_path / 'train'), cfg_options=bad)
     with pytest.raises(UserError):
-        test(SEG_CONFIG, str(tmp_path / 'missing.pth'), work_dir=str(tmp_path / 'test'),
-             cfg_options=dict(seg_options))
+        run_test(SEG_CONFIG, str(tmp_path / 'missing.pth'), work_dir=str(tmp_path / 'test'),
+                 cfg_options=dict(seg_options))
     (tmp_path / 'existing').mkdir()
     (tmp_path / 'existing' / 'notes.txt').write_text('mine')
     with pytest.raises(UserError):

@@ -1,3 +1,4 @@
+"""The RepVGG backbone: every arch fuses exactly; channels, strides, frozen stages and norm_eval."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,8 +16,9 @@ from repvgg_mm.models import (
 )
 from repvgg_mm.models.backbones import MTSPPF
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.testing import TINY_ARCH, outputs_rel_error
+from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.compare import max_relative_error
+from tests.helpers import outputs_rel_error
 
 
 @pytest.mark.parametrize('arch', ARCH_NAMES)

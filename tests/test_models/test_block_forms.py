@@ -8,11 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repvgg_mm.benchmark.memory import SavedTensors, persistent_tensors
 from repvgg_mm.models import FusedBNBlock, LinearRepVGGBlock, RepVGG, RepVGGBlock
 from repvgg_mm.models.blocks import ChannelScale
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.testing import BLOCK_KINDS, TINY_ARCHS, outputs_rel_error
 from repvgg_mm.utils.compare import max_relative_error
+from tests.helpers import BLOCK_KINDS, TINY_ARCHS, outputs_rel_error
 
 FORMS = {'linear': LinearRepVGGBlock, 'fused_bn': FusedBNBlock}
 DOUBLE = torch.float64
@@ -221,7 +222,6 @@ def test_a_repvgg_backbone_converts_nothing():
 
 
 def saved_bytes(block, x):
-    from repvgg_mm.benchmark.saved_tensors import SavedTensors, persistent_tensors
     with SavedTensors(persistent_tensors(block, x)) as saved:
         out = block(x)
     out.sum().backward()

@@ -1,3 +1,4 @@
+"""Deployed params and FLOPs of every paper arch match the paper's table."""
 import pytest
 
 from repvgg_mm.models import LinearClassifierNet, RepVGG

@@ -1,3 +1,4 @@
+"""The pure fuse math: identity kernels, conv-BN folding, kernel padding, unfusable norms."""
 import pytest
 import torch
 import torch.nn.functional as F

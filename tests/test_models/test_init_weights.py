@@ -9,7 +9,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from repvgg_mm.models import RepVGG, RepVGGBlock
 from repvgg_mm.models.utils import randomize_bn_
-from repvgg_mm.testing import TINY_ARCHS
+from tests.helpers import TINY_ARCHS
 
 ZERO_CONVS = dict(type='Constant', val=0., layer='Conv2d')
 

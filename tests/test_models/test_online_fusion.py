@@ -8,9 +8,10 @@ import torch
 from repvgg_mm.models import RepVGG, RepVGGBlock
 from repvgg_mm.models.backbones import repvgg as repvgg_module
 from repvgg_mm.models.utils import randomize_bn_
-from repvgg_mm.testing import BLOCK_KINDS, TINY_ARCH, TINY_ARCHS
+from repvgg_mm.testing import TINY_ARCH
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.config import build_model, load_config, replace_sync_bn
+from tests.helpers import BLOCK_KINDS, TINY_ARCHS
 
 
 def branch_calls(model):

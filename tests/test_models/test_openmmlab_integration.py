@@ -7,7 +7,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope, init_default_scope
 
 from repvgg_mm.models import RepVGG
-from repvgg_mm.testing import TINY_ARCH, classifier_state, pspnet_cfg, randomize_
+from repvgg_mm.testing import TINY_ARCH
+from tests.helpers import classifier_state, pspnet_cfg, randomize_
 
 BACKBONE = dict(type='repvgg_mm.RepVGG', arch='A0', out_indices=(0, 1, 2, 3))
 

@@ -8,9 +8,9 @@ import torch
 
 from repvgg_mm.models import QARepVGGBlock, RepVGG, RepVGGBlock
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.testing import BLOCK_KINDS, TINY_ARCHS, outputs_rel_error
 from repvgg_mm.utils.compare import max_relative_error
 from repvgg_mm.utils.config import build_model, load_config
+from tests.helpers import BLOCK_KINDS, TINY_ARCHS, outputs_rel_error
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 

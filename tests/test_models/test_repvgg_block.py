@@ -1,3 +1,4 @@
+"""RepVGGBlock: the fused block computes what the branches compute, for every kind of branch."""
 import copy
 
 import pytest

@@ -7,14 +7,9 @@ import pytest
 from repvgg_mm.utils import argtypes
 from repvgg_mm.utils.cli import ToolArgumentParser
 from repvgg_mm.utils.fileio import clear_protected_inputs
+from tests.helpers.tools import every_tool, tool_namespace
 
-TOOLS = ['train.py', 'test.py', 'convert_whole_model.py', 'demo.py',
-         'analysis_tools/benchmark.py', 'analysis_tools/verify_archs.py',
-         'analysis_tools/benchmark_online_fusion.py', 'analysis_tools/model_zoo.py',
-         'deployment/export_onnx.py', 'deployment/quantize.py',
-         'model_converters/convert_checkpoint.py', 'dataset_converters/make_toy_dense.py',
-         'dataset_converters/make_toy_classification.py', 'misc/run_toy_classification.py',
-         '../demo/image_demo.py']
+TOOLS = every_tool()
 
 
 class _CapturedError(Exception):
@@ -22,16 +17,16 @@ class _CapturedError(Exception):
         self.parser = parser
 
 
-def tool_parser_of(module, monkeypatch) -> argparse.ArgumentParser:
+def tool_parser_of(tool: str, parse_args, monkeypatch) -> argparse.ArgumentParser:
     def capture(self, args=None, namespace=None):
         raise _CapturedError(self)
     with monkeypatch.context() as patch:
         patch.setattr(ToolArgumentParser, 'parse_args', capture)
         try:
-            module.parse_args([])
+            parse_args([])
         except _CapturedError as captured:
             return captured.parser
-    raise AssertionError(f'{module.__name__} does not parse with tool_parser')
+    raise AssertionError(f'{tool} does not parse with tool_parser')
 
 
 def numeric_options(parser):
@@ -46,17 +41,17 @@ def positionals(parser):
             and action.nargs not in ('?', '*')]
 
 
-def parse(module, argv, capsys):
+def parse(parse_args, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        module.parse_args(argv)
+        parse_args(argv)
     clear_protected_inputs()
     return exit_info.value.code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize('tool', TOOLS)
-def test_numeric_options_refuse_zero_and_negative_values(tool, load_tool, monkeypatch, capsys):
-    module = load_tool(tool)
-    parser = tool_parser_of(module, monkeypatch)
+def test_numeric_options_refuse_zero_and_negative_values(tool, monkeypatch, capsys):
+    parse_args = tool_namespace(tool)['parse_args']
+    parser = tool_parser_of(tool, parse_args, monkeypatch)
     options = list(numeric_options(parser))
     for action in options:
         assert action.type not in (int, float), \
@@ -69,7 +64,7 @@ def test_numeric_options_refuse_zero_and_negative_values(tool, load_tool, monkey
             if value == '0' and allows_zero:
                 continue
             argv = positionals(parser) + [action.option_strings[0]] + [value] * count
-            code, err = parse(module, argv, capsys)
+            code, err = parse(parse_args, argv, capsys)
             assert code == 2, (tool, argv)
             assert err.startswith('error: argument ') and err.count('\n') == 1, (tool, err)
 

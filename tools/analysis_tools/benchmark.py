@@ -23,8 +23,9 @@ import sys
 import torch
 from mmengine.logging import MMLogger
 
-import speed as bench
-import speed_report as bench_report
+from repvgg_mm.benchmark import speed as bench
+from repvgg_mm.benchmark import speed_report as bench_report
+from repvgg_mm.benchmark.machine import machine_summary
 from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT
 from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import non_negative_int, positive_int
@@ -115,7 +116,7 @@ def main(argv=None):
     result = run(args, logger)
     stem = os.path.join(args.work_dir, args.name or args.mode)
     print(bench_report.format_table(result.rows))
-    print(f'large-GEMM roofline: {result.gemm_gflops:.1f} GFLOP/s; {bench.machine_summary()}; '
+    print(f'large-GEMM roofline: {result.gemm_gflops:.1f} GFLOP/s; {machine_summary()}; '
           f'OMP_WAIT_POLICY={os.environ.get("OMP_WAIT_POLICY")}')
     bench_report.write_csv(result.rows, stem + '.csv')
     outputs = [stem + '.csv']
@@ -126,10 +127,7 @@ def main(argv=None):
             '(speed measured here, top-1 from the paper)'))
         outputs.append(stem + '.png')
     if result.checks:
-        print('targets (median of per-round ratios [quartiles]):')
-        for name, check in result.checks.items():
-            print(f'  {check["verdict"].upper():<6} {name} = {check["value"]:.2f} '
-                  f'[{check["q25"]:.2f}, {check["q75"]:.2f}] (target >= {check["target"]})')
+        print('\n'.join(bench_report.target_lines(result.checks)))
         write_json_atomic(result.checks, stem + '_targets.json')
         outputs.append(stem + '_targets.json')
     print('wrote ' + ', '.join(outputs))

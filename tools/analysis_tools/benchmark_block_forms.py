@@ -27,6 +27,7 @@ from repvgg_mm.benchmark.block_forms import (
     run_block_forms,
 )
 from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import write_json_atomic
@@ -44,14 +45,15 @@ def parse_args(argv=None):
                         help='backbones (default A0 B1g2; none: segmentors only)')
     parser.add_argument('--no-segmentors', action='store_true',
                         help='skip the toy PSPNet / UPerNet whole train steps')
-    parser.add_argument('--input-size', type=int, default=None, help='backbone input (512)')
-    parser.add_argument('--batch', type=int, default=None, help='backbone batch (2)')
-    parser.add_argument('--seg-size', type=int, default=None, help='segmentor input (512)')
-    parser.add_argument('--seg-batch', type=int, default=None, help='segmentor batch (2)')
-    parser.add_argument('--repeats', type=int, default=None, help='interleaved rounds (5)')
-    parser.add_argument('--warmup', type=int, default=None, help='warm-up rounds (1)')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads (2)')
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--input-size', type=positive_int, default=None,
+                        help='backbone input (512)')
+    parser.add_argument('--batch', type=positive_int, default=None, help='backbone batch (2)')
+    parser.add_argument('--seg-size', type=positive_int, default=None, help='segmentor input (512)')
+    parser.add_argument('--seg-batch', type=positive_int, default=None, help='segmentor batch (2)')
+    parser.add_argument('--repeats', type=positive_int, default=None, help='interleaved rounds (5)')
+    parser.add_argument('--warmup', type=non_negative_int, default=None, help='warm-up rounds (1)')
+    parser.add_argument('--threads', type=positive_int, default=2, help='torch threads (2)')
+    parser.add_argument('--seed', type=non_negative_int, default=0)
     parser.add_argument('--work-dir', default='work_dirs/block_forms',
                         help='gets block_forms.json')
     return parser.parse_args(argv)

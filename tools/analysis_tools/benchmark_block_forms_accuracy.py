@@ -27,8 +27,10 @@ from repvgg_mm.benchmark.form_accuracy import (
     run_form_accuracy,
     table_lines,
 )
+from repvgg_mm.checkpoint import check_checkpoint_file
 from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT
 from repvgg_mm.models import ARCH_NAMES
+from repvgg_mm.utils.argtypes import non_negative_int, positive_float, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import write_json_atomic
@@ -56,12 +58,13 @@ def parse_args(argv=None):
                         help='the PSPNet config fine-tuned in the transfer section')
     parser.add_argument('--arch', choices=ARCH_NAMES, default=None, help='default A0')
     for name, kind, default in (
-            ('train-limit', int, 15000), ('test-limit', int, 'all (10000)'),
-            ('image-size', int, 32), ('batch-size', int, 64), ('epochs', int, 3),
-            ('lr', float, 0.05),
-            ('seg-train', int, 2000), ('seg-val', int, 400), ('seg-image-size', int, 96),
-            ('seg-iters', int, 1000), ('seg-batch-size', int, 8), ('seed', int, 0),
-            ('threads', int, 2)):
+            ('train-limit', positive_int, 15000), ('test-limit', positive_int, 'all (10000)'),
+            ('image-size', positive_int, 32), ('batch-size', positive_int, 64),
+            ('epochs', positive_int, 3), ('lr', positive_float, 0.05),
+            ('seg-train', positive_int, 2000), ('seg-val', positive_int, 400),
+            ('seg-image-size', positive_int, 96), ('seg-iters', positive_int, 1000),
+            ('seg-batch-size', positive_int, 8), ('seed', non_negative_int, 0),
+            ('threads', positive_int, 2)):
         parser.add_argument(f'--{name}', type=kind, default=None, help=f'default {default}')
     parser.add_argument('--seg-data-root', default=None,
                         help='the composed segmentation set (default WORK_DIR/fashion_mnist_seg)')
@@ -83,8 +86,8 @@ def settings(args) -> FormAccuracySettings:
 def main(argv=None):
     args = parse_args(argv)
     s = settings(args)
-    if args.pretrained is not None and not os.path.isfile(args.pretrained):
-        raise UserError(f'--pretrained checkpoint not found: {args.pretrained}')
+    if args.pretrained is not None:
+        check_checkpoint_file(args.pretrained)
     if os.path.isfile(args.work_dir):
         raise UserError(f'--work-dir {args.work_dir} is a file')
     logger = MMLogger.get_instance('repvgg_mm_block_forms_accuracy', log_level='INFO')

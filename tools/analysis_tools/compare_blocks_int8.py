@@ -21,11 +21,14 @@ from mmengine.logging import MMLogger
 from repvgg_mm.benchmark.int8_blocks import (
     BLOCK_TYPES,
     QuantExperiment,
+    comparison_table,
     int8_speed,
+    report_lines,
     run_quantization_experiment,
 )
 from repvgg_mm.models import ARCH_NAMES
-from repvgg_mm.testing import TINY_ARCH
+from repvgg_mm.testing import TINY_NAME, named_arch
+from repvgg_mm.utils.argtypes import non_negative_int, positive_float, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import write_json_atomic
@@ -34,31 +37,33 @@ from repvgg_mm.utils.fileio import write_json_atomic
 def parse_args(argv=None):
     defaults = QuantExperiment()
     parser = tool_parser(__doc__.splitlines()[0])
-    parser.add_argument('--arch', choices=list(ARCH_NAMES) + ['tiny'], default='A0')
+    parser.add_argument('--arch', choices=list(ARCH_NAMES) + [TINY_NAME], default='A0')
     parser.add_argument('--block-type', choices=BLOCK_TYPES, default=None,
                         help='run one block type only (default: both, with the comparison)')
     parser.add_argument('--dataset', choices=('toy', 'fashion-mnist'), default='toy')
     parser.add_argument('--fashion-mnist-root', default=defaults.fashion_mnist_root)
-    parser.add_argument('--train-limit', type=int, default=None,
+    parser.add_argument('--train-limit', type=positive_int, default=None,
                         help='Fashion-MNIST: use the first N training images')
-    parser.add_argument('--val-limit', type=int, default=None,
+    parser.add_argument('--val-limit', type=positive_int, default=None,
                         help='Fashion-MNIST: use the first N test images')
     parser.add_argument('--data-root', default=None,
                         help='folder with train/<class>/ and val/<class>/ images (default: the '
                              'embedded toy data rendered in memory)')
-    parser.add_argument('--image-size', type=int, default=defaults.image_size)
-    parser.add_argument('--train-per-class', type=int, default=defaults.train_per_class)
-    parser.add_argument('--val-per-class', type=int, default=defaults.val_per_class)
-    parser.add_argument('--epochs', type=int, default=defaults.epochs, help='FP32 training epochs')
-    parser.add_argument('--lr', type=float, default=defaults.lr)
-    parser.add_argument('--batch-size', type=int, default=defaults.batch_size)
-    parser.add_argument('--calibration-batches', type=int, default=defaults.calibration_batches)
-    parser.add_argument('--seed', type=int, default=defaults.seed)
+    parser.add_argument('--image-size', type=positive_int, default=defaults.image_size)
+    parser.add_argument('--train-per-class', type=positive_int, default=defaults.train_per_class)
+    parser.add_argument('--val-per-class', type=positive_int, default=defaults.val_per_class)
+    parser.add_argument('--epochs', type=positive_int, default=defaults.epochs,
+                        help='FP32 training epochs')
+    parser.add_argument('--lr', type=positive_float, default=defaults.lr)
+    parser.add_argument('--batch-size', type=positive_int, default=defaults.batch_size)
+    parser.add_argument('--calibration-batches', type=positive_int,
+                        default=defaults.calibration_batches)
+    parser.add_argument('--seed', type=non_negative_int, default=defaults.seed)
     parser.add_argument('--speed', action='store_true',
                         help='also time FP32 vs INT8 of the arch at --speed-size, --speed-batch')
-    parser.add_argument('--speed-size', type=int, default=224)
-    parser.add_argument('--speed-batch', type=int, default=8)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--speed-size', type=positive_int, default=224)
+    parser.add_argument('--speed-batch', type=positive_int, default=8)
+    parser.add_argument('--threads', type=positive_int, default=2)
     parser.add_argument('--work-dir', default='work_dirs/compare_blocks_int8')
     return parser.parse_args(argv)
 
@@ -70,7 +75,7 @@ def main(argv=None):
                         'tools/dataset_converters/make_toy_classification.py, or leave '
                         '--data-root out)')
     logger = MMLogger.get_instance('repvgg_mm_compare_blocks_int8', log_level='INFO')
-    arch = TINY_ARCH if args.arch == 'tiny' else args.arch
+    arch = named_arch(args.arch)
     block_types = (args.block_type, ) if args.block_type else BLOCK_TYPES
     results = {}
     for block_type in block_types:
@@ -88,48 +93,13 @@ def main(argv=None):
                 arch, args.speed_size, args.speed_batch, args.threads, logger=logger,
                 block_type=block_type)
         results[block_type] = result
-        report(result, args)
+        print('\n'.join(report_lines(result, args.speed_size, args.speed_batch, args.threads)))
     if len(results) == 2:
         print(comparison_table(results))
     out = os.path.join(args.work_dir, 'compare_blocks_int8.json')
     write_json_atomic(results, out)
     print(f'wrote {out}')
     return 0
-
-
-def report(result: dict, args) -> None:
-    print(f'{result["block_type"]}: data: {result["data"]} ({result["num_val"]} val images)')
-    acc = result['accuracy']
-    for name, value in acc.items():
-        print(f'  top-1 {name:<18} {value:6.2f}%')
-    print(f'  INT8 vs FP32 fused: {acc["int8 ptq"] - acc["fp32 fused"]:+.2f} points '
-          f'({result["int8_convs"]} INT8 convs)')
-    for name, value in result['checks'].items():
-        print(f'  {name}: {value:.2e}')
-    speeds = result.get('seconds_per_batch')
-    if speeds:
-        base = speeds['fp32 fused']
-        print(f'  speed, batch {args.speed_batch}, {args.speed_size}x{args.speed_size}, '
-              f'{args.threads} threads (median s/batch):')
-        for name, seconds in speeds.items():
-            print(f'    {name:<24} {seconds:.4f} s  ({base / seconds:.2f}x vs fp32 fused)')
-
-
-def comparison_table(results: dict) -> str:
-    """The README table: FP32 and INT8 top-1, the drop, INT8 speed, per block type."""
-    rows = ['| block | FP32 top-1 (fused) | INT8 top-1 (onnxruntime) | drop | INT8 s/batch |',
-            '|---|---|---|---|---|']
-    for block_type, result in results.items():
-        acc = result['accuracy']
-        speed = result.get('seconds_per_batch', {}).get('int8')
-        rows.append(f'| {block_type} | {acc["fp32 fused"]:.2f} | {acc["int8 ptq"]:.2f} | '
-                    f'{acc["fp32 fused"] - acc["int8 ptq"]:.2f} | '
-                    f'{f"{speed:.4f}" if speed else "-"} |')
-    drops = {k: r['accuracy']['fp32 fused'] - r['accuracy']['int8 ptq'] for k, r in results.items()}
-    verdict = 'met' if drops['qarepvgg'] <= max(drops['repvgg'], 0) / 2 else 'not met'
-    rows.append(f'\nQARepVGG INT8 drop at most half of RepVGG\'s: {verdict} '
-                f'({drops["qarepvgg"]:.2f} vs {drops["repvgg"]:.2f} points)')
-    return '\n'.join(rows)
 
 
 if __name__ == '__main__':

@@ -7,13 +7,10 @@ Exits non-zero if any fused model deviates from its training-time twin by more t
 """
 import sys
 
-import torch
 from mmengine.logging import MMLogger
 
-from repvgg_mm.conversion import check_equivalence
-from repvgg_mm.models import ARCH_NAMES, PAPER_TABLE, LinearClassifierNet, RepVGG
-from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
-from repvgg_mm.utils.analysis import complexity
+from repvgg_mm.benchmark.verify_archs import table_lines, verify_arch
+from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import non_negative_float, non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
 from repvgg_mm.utils.errors import UserError
@@ -33,47 +30,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def verify_arch(arch, args):
-    generator = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)
-    train_net = LinearClassifierNet(RepVGG(arch)).eval()
-    randomize_bn_(train_net, generator)
-    fused_net = fuse_repvgg_blocks(train_net)
-    sample = torch.randn(2, 3, *args.check_shape, generator=generator)
-    report = check_equivalence(train_net, fused_net, sample, tolerance=args.tolerance)
-    stats = complexity(fused_net, (3, args.input_size, args.input_size))
-    return dict(arch=arch, params=stats['params'] / 1e6, flops=stats['flops'] / 1e9,
-                error=report.outputs.max_rel, block_error=report.worst_block().diff.max_rel,
-                ok=report.ok, train_params=sum(p.numel() for p in train_net.parameters()) / 1e6)
-
-
 def main(argv=None):
     args = parse_args(argv)
     logger = MMLogger.get_instance('repvgg_mm', log_level='INFO')
     rows = []
     for arch in args.archs:
         logger.info(f'building, fusing and verifying RepVGG-{arch}')
-        rows.append(verify_arch(arch, args))
-    header = (f'{"arch":<6} {"train params(M)":>15} {"deploy params(M)":>16} {"paper":>7} '
-              f'{"FLOPs(G)":>9} {"paper":>6} {"output err":>11} {"worst block":>12}  ok')
-    print(header)
-    print('-' * len(header))
-    failures = []
-    for row in rows:
-        paper = PAPER_TABLE.get(f"RepVGG-{row['arch']}")
-        paper_params, paper_flops = ((f"{paper['params']:.2f}", f"{paper['flops']:.2f}") if paper
-                                     else ('-', '-'))
-        ok = row['ok']
-        failures += [] if ok else [row['arch']]
-        print(f'{row["arch"]:<6} {row["train_params"]:>15.2f} {row["params"]:>16.2f} '
-              f'{paper_params:>7} {row["flops"]:>9.2f} {paper_flops:>6} {row["error"]:>11.2e} '
-              f'{row["block_error"]:>12.2e}  '
-              f'{"yes" if ok else "NO"}')
-    print(f'params/FLOPs: deployed model with a 1000-class linear head at {args.input_size}x'
-          f'{args.input_size} (mmengine.analysis; FLOPs = multiply-adds). Errors: max relative '
-          f'difference, fused vs training-time, eval mode, random BN stats, input '
-          f'{args.check_shape[0]}x{args.check_shape[1]}: network output, and the worst single '
-          f'block on the input its training-time twin saw.')
+        rows.append(verify_arch(arch, args.input_size, args.check_shape, args.tolerance,
+                                args.seed))
+    print('\n'.join(table_lines(rows, args.input_size, args.check_shape)))
+    failures = [row['arch'] for row in rows if not row['ok']]
     if failures:
         raise UserError(f'fused model deviates beyond {args.tolerance:g} for {", ".join(failures)}')
     return 0
