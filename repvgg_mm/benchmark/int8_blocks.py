@@ -29,7 +29,7 @@ from . import toy_task
 from .reference_models import repvgg_classifier
 from .targets import INT8_DROP_FRACTION
 
-BLOCK_TYPES = ('repvgg', 'qarepvgg')
+BLOCK_TYPES = ('repvgg', 'qarepvgg', 'linear')
 
 
 @dataclass
@@ -37,7 +37,7 @@ class QuantExperiment:
     """Settings of one INT8 experiment: the toy data, Fashion-MNIST or a class-folder dataset."""
 
     arch: Union[str, dict] = 'A0'
-    block_type: str = 'repvgg'  # or 'qarepvgg'
+    block_type: str = 'repvgg'  # or 'qarepvgg', 'linear'
     dataset: str = 'toy'  # 'toy' or 'fashion-mnist' (data_root: class folders instead)
     fashion_mnist_root: str = DEBIAN_ROOT
     train_limit: Optional[int] = None  # Fashion-MNIST: the first N train / test images
@@ -133,7 +133,8 @@ def run_quantization_experiment(cfg: QuantExperiment, logger: Optional[MMLogger]
     result = QuantResult(data=data_note, num_val=len(val_set))
     acc = result.accuracy
 
-    name = {'repvgg': 'RepVGG', 'qarepvgg': 'QARepVGG'}[cfg.block_type]
+    name = {'repvgg': 'RepVGG', 'qarepvgg': 'QARepVGG', 'linear': 'linear-scaling RepVGG'}[
+        cfg.block_type]
     logger.info(f'training {name}-{cfg.arch if isinstance(cfg.arch, str) else "custom"} in FP32 '
                 f'for {cfg.epochs} epochs on {data_note}')
     model = repvgg_classifier(named_arch(cfg.arch), _num_classes(train_set), cfg.block_type)

@@ -36,3 +36,13 @@ def machine_summary() -> str:
     return (f'{cpu_name()} ({os.cpu_count()} cores), torch {torch.__version__}, '
             f'{torch.get_num_threads()} threads, oneDNN '
             f'{"on" if torch.backends.mkldnn.is_available() else "off"}')
+
+
+def has_vnni() -> bool:
+    """Whether this CPU has AVX-512 VNNI or AVX-VNNI (INT8 dot products), from ``/proc/cpuinfo``."""
+    try:
+        with open('/proc/cpuinfo') as handle:
+            flags = next((line for line in handle if line.startswith('flags')), '')
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ('avx512_vnni', 'avx_vnni'))

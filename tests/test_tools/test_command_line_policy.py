@@ -31,6 +31,8 @@ FAILING_RUNS = {
     'analysis_tools/benchmark_block_forms_accuracy.py': ['--quick', '--fashion-mnist-root',
                                                          '{tmp}/missing'],
     '../demo/image_demo.py': ['{tmp}/missing.png', 'missing_config.py', 'missing.pth'],
+    'analysis_tools/benchmark_deployment.py': ['--cases', 'PSPNet-A0', '--checkpoint',
+                                               'PSPNet-A0={tmp}/missing.pth'],
 }
 
 

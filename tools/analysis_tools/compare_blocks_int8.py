@@ -1,9 +1,9 @@
-"""RepVGG vs QARepVGG under ONNX Runtime static INT8: same recipe and seed, FP32 vs INT8 top-1.
+"""RepVGG vs QARepVGG (vs linear-scaling) under ONNX Runtime static INT8: same recipe and seed.
 
     python tools/analysis_tools/compare_blocks_int8.py --dataset fashion-mnist --arch A0 \
         --image-size 32 --epochs 3 --train-limit 15000 --batch-size 64 --calibration-batches 8 \
         --speed
-    python tools/analysis_tools/compare_blocks_int8.py --block-type repvgg   # one block only
+    python tools/analysis_tools/compare_blocks_int8.py --block-type repvgg qarepvgg  # these only
     python tools/analysis_tools/compare_blocks_int8.py --data-root data/toy_cls  # class folders
 
 Each block type is trained in FP32, fused, exported to ONNX and quantized with
@@ -38,8 +38,9 @@ def parse_args(argv=None):
     defaults = QuantExperiment()
     parser = tool_parser(__doc__.splitlines()[0])
     parser.add_argument('--arch', choices=list(ARCH_NAMES) + [TINY_NAME], default='A0')
-    parser.add_argument('--block-type', choices=BLOCK_TYPES, default=None,
-                        help='run one block type only (default: both, with the comparison)')
+    parser.add_argument('--block-type', nargs='+', choices=BLOCK_TYPES, default=list(BLOCK_TYPES),
+                        help='block types to run (default: all; the comparison needs repvgg and '
+                             'qarepvgg)')
     parser.add_argument('--dataset', choices=('toy', 'fashion-mnist'), default='toy')
     parser.add_argument('--fashion-mnist-root', default=defaults.fashion_mnist_root)
     parser.add_argument('--train-limit', type=positive_int, default=None,
@@ -76,7 +77,7 @@ def main(argv=None):
                         '--data-root out)')
     logger = MMLogger.get_instance('repvgg_mm_compare_blocks_int8', log_level='INFO')
     arch = named_arch(args.arch)
-    block_types = (args.block_type, ) if args.block_type else BLOCK_TYPES
+    block_types = list(dict.fromkeys(args.block_type))
     results = {}
     for block_type in block_types:
         cfg = QuantExperiment(
@@ -94,7 +95,7 @@ def main(argv=None):
                 block_type=block_type)
         results[block_type] = result
         print('\n'.join(report_lines(result, args.speed_size, args.speed_batch, args.threads)))
-    if len(results) == 2:
+    if {'repvgg', 'qarepvgg'} <= set(results):
         print(comparison_table(results))
     out = os.path.join(args.work_dir, 'compare_blocks_int8.json')
     write_json_atomic(results, out)

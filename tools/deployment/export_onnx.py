@@ -112,21 +112,21 @@ def export_checked(args, logger) -> int:
         check_output_target(path)
     reports = []
 
-    def writer(target):
+    def writer(target, path):
         def write(tmp):
             report = onnx_export.export_and_check(
                 target.name, target.model, target.input_shape, tmp, args.export_batch,
                 args.check_batch, args.atol, args.rtol, args.exporter, args.opset, args.seed,
                 logger)
+            report.path = path
             if not report.ok:
                 raise ExportError(f'the ONNX check failed, nothing written: {report.describe()}')
             reports.append(report)
         return write
 
     # all or nothing: a file is kept only when every model passed its check
-    atomic_write_all({path: writer(target) for path, target in zip(paths, targets)})
-    for report, path in zip(reports, paths):
-        report.path = path
+    atomic_write_all({path: writer(target, path) for path, target in zip(paths, targets)})
+    for report in reports:
         print(f'OK: {report.describe()}')
     return 0
 

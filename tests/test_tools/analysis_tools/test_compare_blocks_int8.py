@@ -39,7 +39,8 @@ def test_both_blocks_go_through_onnxruntime_int8():
 
 def test_tool_compares_both_blocks_on_the_tiny_arch(tmp_path, capsys):
     main = tool_main('analysis_tools/compare_blocks_int8.py')
-    assert main(['--arch', 'tiny', '--image-size', '32', '--train-per-class', '8',
+    assert main(['--arch', 'tiny', '--block-type', 'repvgg', 'qarepvgg', '--image-size', '32',
+                 '--train-per-class', '8',
                  '--val-per-class', '4', '--epochs', '1', '--calibration-batches', '1',
                  '--work-dir', str(tmp_path)]) == 0
     results = json.loads((tmp_path / 'compare_blocks_int8.json').read_text())
