@@ -4,9 +4,10 @@ by side (``tools/analysis_tools/benchmark.py``).
 All workloads of one benchmark are timed in interleaved rounds (see :func:`time_interleaved`) in one
 process, so ratios stay meaningful on a shared, noisy machine. Four benchmarks:
 
-- :func:`classification_benchmark`: RepVGG training-time (eval mode) and fused, torchvision
-  ResNet-18/34/50/101, params/FLOPs, img/s, fused speed-up, achieved GFLOP/s against a large GEMM;
-  rows for a CSV and a speed-vs-accuracy plot with the paper's ImageNet top-1.
+- :func:`classification_benchmark`: RepVGG training-time (eval mode) and fused (optionally also
+  the fused model on ONNX Runtime, FP32 and static INT8), torchvision ResNet-18/34/50/101,
+  params/FLOPs, img/s, fused speed-up, achieved GFLOP/s against a large GEMM; rows for a CSV and a
+  speed-vs-accuracy plot with the paper's ImageNet top-1.
 - :func:`segmentation_benchmark`: mmseg PSPNet with RepVGG (training-time and fused) vs mmseg's
   PSPNet-R50-d8 at the same input size.
 - :func:`variants_benchmark`: the fused model under each CPU variant of
@@ -14,6 +15,8 @@ process, so ratios stay meaningful on a shared, noisy machine. Four benchmarks:
 - :func:`targets_benchmark`: our A0 against timm's RepVGG (inference and training step) and the GEMM
   roofline, with the project's speed targets checked.
 """
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -23,7 +26,9 @@ from torch import Tensor
 
 from repvgg_mm.deploy.cpu_optimize import CPU_VARIANTS, DEFAULT_CPU_VARIANT, optimize_for_cpu
 from repvgg_mm.deploy.export_targets import model_config, pspnet_config
-from repvgg_mm.deploy.onnx_export import ExportAdapter
+from repvgg_mm.deploy.int8 import quantize_onnx
+from repvgg_mm.deploy.onnx_export import ExportAdapter, export_onnx
+from repvgg_mm.deploy.runtime import create_session
 from repvgg_mm.models import PAPER_TABLE, build_analysis_model
 from repvgg_mm.models.utils import fuse_repvgg_blocks, randomize_bn_
 from repvgg_mm.utils.analysis import complexity
@@ -162,9 +167,32 @@ def measure(candidates: List[Candidate], batch: int, input_size: str, threads: i
     return BenchResult(rows, gemm)
 
 
+def onnxruntime_candidates(name: str, fused: torch.nn.Module, inputs: Tensor, folder: str,
+                           stats: dict, top1: Optional[float], threads: Optional[int],
+                           calibration_batches: int = 8, seed: int = 0) -> List[Candidate]:
+    """The fused model exported to ONNX and run by ONNX Runtime in FP32 and in static INT8
+    (:func:`repvgg_mm.deploy.int8.quantize_onnx`, calibrated on random batches: the ranges change
+    the values, not the speed). Files go to ``folder``."""
+    fp32, int8 = os.path.join(folder, f'{name}.onnx'), os.path.join(folder, f'{name}_int8.onnx')
+    export_onnx(fused, inputs[:1], fp32)
+    generator = torch.Generator().manual_seed(seed + 1)
+    quantize_onnx(fp32, int8, [torch.randn(inputs.shape, generator=generator).numpy()
+                               for _ in range(calibration_batches)])
+    array = inputs.numpy()
+    cands = []
+    for path, variant in ((fp32, 'onnxruntime fp32'), (int8, 'onnxruntime int8')):
+        session = create_session(path, threads)
+        feed = {session.get_inputs()[0].name: array}
+        cands.append(Candidate(f'{name} (fused, {variant})', 'RepVGG', f'fused+{variant}',
+                               lambda s=session, f=feed: s.run(None, f), stats['params'],
+                               stats['flops'], top1))
+    return cands
+
+
 def repvgg_candidates(arch: str, inputs: Tensor, optimize: Optional[str], seed: int,
-                      logger: MMLogger) -> List[Candidate]:
-    """RepVGG-``arch`` classifier: training-time (eval mode) and fused (+ optimised) workloads."""
+                      logger: MMLogger, onnx_folder: Optional[str] = None) -> List[Candidate]:
+    """RepVGG-``arch`` classifier: training-time (eval mode) and fused (+ optimised) workloads;
+    with ``onnx_folder`` also the fused model on ONNX Runtime, FP32 and INT8."""
     generator = torch.Generator().manual_seed(seed)
     train_net = randomize_bn_(model_builders.repvgg_classifier(arch), generator).eval()
     fused_net = fuse_repvgg_blocks(train_net).eval()
@@ -185,6 +213,10 @@ def repvgg_candidates(arch: str, inputs: Tensor, optimize: Optional[str], seed: 
         cands.append(Candidate(f'{name} (fused, {optimize})', 'RepVGG', f'fused+{optimize}',
                                inference_workload(runner, inputs), fused_stats['params'],
                                fused_stats['flops'], top1))
+    if onnx_folder is not None:
+        logger.info(f'{name}: exporting the fused model to ONNX and quantizing it (INT8)')
+        cands += onnxruntime_candidates(name, fused_net, inputs, onnx_folder, fused_stats, top1,
+                                        torch.get_num_threads(), seed=seed)
     return cands
 
 
@@ -207,16 +239,18 @@ def classification_benchmark(archs: Sequence[str] = PAPER_ARCHS,
                              resnets: Sequence[int] = RESNET_DEPTHS, input_size: int = 224,
                              batch: int = 8, threads: Optional[int] = None, repeats: int = 5,
                              warmup: int = 1, optimize: Optional[str] = None,
-                             gemm_size: int = GEMM_SIZE, seed: int = 0,
+                             gemm_size: int = GEMM_SIZE, seed: int = 0, onnxruntime: bool = False,
                              logger: Optional[MMLogger] = None) -> BenchResult:
-    """RepVGG training-time vs fused vs torchvision ResNets (+ GEMM roofline), interleaved."""
+    """RepVGG training-time vs fused (vs ONNX Runtime FP32/INT8 with ``onnxruntime``) vs
+    torchvision ResNets (+ GEMM roofline), interleaved."""
     logger = _logger(logger)
-    with torch_threads(threads):
+    with torch_threads(threads), tempfile.TemporaryDirectory(prefix='repvgg_mm_ort_') as folder:
         inputs = torch.randn(batch, 3, input_size, input_size,
                              generator=torch.Generator().manual_seed(seed))
         cands: List[Candidate] = []
         for arch in archs:
-            cands += repvgg_candidates(arch, inputs, optimize, seed, logger)
+            cands += repvgg_candidates(arch, inputs, optimize, seed, logger,
+                                       folder if onnxruntime else None)
         for depth in resnets:
             logger.info(f'building ResNet-{depth}')
             cands += resnet_candidates(depth, inputs, optimize)

@@ -1,6 +1,7 @@
 """Deployment speed of RepVGG on this CPU, measured side by side; CSV + speed-accuracy PNG.
 
     python tools/analysis_tools/benchmark.py                  # classification: RepVGG vs ResNets
+    python tools/analysis_tools/benchmark.py --onnxruntime    # + fused on ONNX Runtime FP32/INT8
     python tools/analysis_tools/benchmark.py --mode targets   # our A0 vs timm's + GEMM,
                                                               # with the targets
     python tools/analysis_tools/benchmark.py --mode variants  # CPU variants x threads
@@ -60,6 +61,9 @@ def parse_args(argv=None):
     parser.add_argument('--thread-counts', nargs='+', type=positive_int, default=None,
                         help='variants mode: thread counts, one block each (default: --threads or '
                              "torch's); compare counts in separate runs on a busy machine")
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='cls mode: also the fused RepVGG on ONNX Runtime, FP32 and static '
+                             'INT8')
     parser.add_argument('--no-r50', action='store_true', help='seg mode: skip PSPNet-R50-d8')
     parser.add_argument('--gemm-size', type=positive_int, default=bench.GEMM_SIZE)
     parser.add_argument('--quick', action='store_true',
@@ -92,7 +96,7 @@ def run(args, logger):
     if args.mode == 'cls':
         return bench.classification_benchmark(
             s['archs'], s['resnets'], s['size'][0], s['batch'], args.threads,
-            optimize=args.optimize, **common)
+            optimize=args.optimize, onnxruntime=args.onnxruntime, **common)
     if args.mode == 'seg':
         size = s['size'] if len(s['size']) == 2 else s['size'] * 2
         return bench.segmentation_benchmark(
@@ -113,6 +117,8 @@ def main(argv=None):
     logger = MMLogger.get_instance('repvgg_mm_benchmark', log_level='INFO')
     if args.mode == 'seg' and args.input_size and len(args.input_size) not in (1, 2):
         raise UserError('--input-size takes one size or H W')
+    if args.onnxruntime and args.mode != 'cls':
+        raise UserError('--onnxruntime applies to --mode cls')
     result = run(args, logger)
     stem = os.path.join(args.work_dir, args.name or args.mode)
     print(bench_report.format_table(result.rows))

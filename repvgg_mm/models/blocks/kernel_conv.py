@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from torch.nn.modules.utils import _pair
 
 Geometry = Tuple[Sequence[int], Sequence[int], Sequence[int], int]  # stride, padding, dilation,
 # groups
@@ -37,13 +38,18 @@ class _RecomputedKernelConv(torch.autograd.Function):
         with torch.enable_grad():
             kernel = ctx.kernel_fn(*leaves)
         dtype = grad_out.dtype  # the conv's compute dtype (autocast may have lowered it)
-        grad_x = param_grads = None
-        if need_x:
-            grad_x = torch.nn.grad.conv2d_input(x.shape, kernel.detach().to(dtype), grad_out,
-                                                *ctx.geometry).to(x.dtype)
-        if any(need_params):
-            grad_kernel = torch.nn.grad.conv2d_weight(x.to(dtype), kernel.shape, grad_out,
-                                                      *ctx.geometry).to(kernel.dtype)
+        stride, padding, dilation, groups = ctx.geometry
+        need_kernel = any(need_params)
+        # one call for both gradients, as autograd's own convolution backward makes
+        grad_x, grad_kernel, _ = torch.ops.aten.convolution_backward(
+            grad_out, x.to(dtype), kernel.detach().to(dtype), None, _pair(stride),
+            _pair(padding), _pair(dilation), False, [0, 0], groups,
+            [need_x, need_kernel, False])
+        param_grads = None
+        if grad_x is not None:
+            grad_x = grad_x.to(x.dtype)
+        if need_kernel:
+            grad_kernel = grad_kernel.to(kernel.dtype)
             wanted = [p for p, need in zip(leaves, need_params) if need]
             grads = iter(torch.autograd.grad(kernel, wanted, grad_kernel))
             param_grads = [next(grads) if need else None for need in need_params]

@@ -12,10 +12,14 @@ from tests.helpers.tools import tool_main
 def test_quick_benchmark_writes_csv_and_png(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv('OMP_WAIT_POLICY', 'PASSIVE')  # the tool sets it by default; undo afterwards
     main = tool_main('analysis_tools/benchmark.py')
-    assert main(['--quick', '--work-dir', str(tmp_path)]) == 0
+    assert main(['--quick', '--onnxruntime', '--work-dir', str(tmp_path)]) == 0
     with open(tmp_path / 'cls.csv') as handle:
         rows = {row['name']: row for row in csv.DictReader(handle)}
-    assert {'RepVGG-A0 (train-time)', 'RepVGG-A0 (fused)', 'ResNet-18'} <= set(rows)
+    onnx = {'RepVGG-A0 (fused, onnxruntime fp32)', 'RepVGG-A0 (fused, onnxruntime int8)'}
+    assert {'RepVGG-A0 (train-time)', 'RepVGG-A0 (fused)', 'ResNet-18'} | onnx <= set(rows)
+    for name in onnx:  # the fused network, timed on ONNX Runtime
+        assert float(rows[name]['seconds']) > 0
+        assert rows[name]['params'] == rows['RepVGG-A0 (fused)']['params']
     fused = rows['RepVGG-A0 (fused)']
     assert float(fused['seconds']) > 0 and float(fused['speedup']) > 0
     assert float(fused['paper_top1']) == pytest.approx(72.41)
