@@ -149,3 +149,46 @@ def alive(pid: int) -> bool:
             return handle.read().rsplit(')', 1)[1].split()[0] != 'Z'
     except FileNotFoundError:
         return False
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: a full disk for files above `limit` bytes (EFBIG, not SIGXFSZ)
+        import resource
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_full_disk_leaves_no_truncated_checkpoint(seg_options, tmp_path):
+    """tools/train.py with a 2 MB file-size limit: logs fit, the first checkpoint does not. One
+    line naming the checkpoint, no partial .pth, no temporary file, no last_checkpoint (the run
+    failed before its first checkpoint: its work dir is gone); a resume after it says there is
+    nothing to resume (no logging tracebacks)."""
+    work_dir = tmp_path / 'wd'
+    options = []
+    for key, value in seg_options.items():
+        if isinstance(value, dict):  # the tiny arch: its fields one by one
+            options += [f'{key}.{k}={v}' for k, v in value.items() if k != '_delete_']
+            continue
+        if isinstance(value, tuple):
+            value = '(' + ','.join(map(str, value)) + ')'
+        options.append(f'{key}={value}')
+    options = [o for o in options if not o.startswith('model.backbone.arch')]
+    options += ['model.backbone.arch=A0', 'model.decode_head.in_channels=1280',
+                'model.auxiliary_head.in_channels=192']
+    cmd = [sys.executable, str(ROOT / 'tools' / 'train.py'), SEG_CONFIG, '--work-dir',
+           str(work_dir), '--cfg-options', *options]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
+                          preexec_fn=_file_size_limit(2 << 20))
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and 'iter_2.pth' in errors[0] and 'disk full' in errors[0], \
+        done.stderr[-3000:]
+    assert 'Logging error' not in done.stderr and 'Traceback' not in done.stderr
+    assert not work_dir.exists()  # it failed before its first checkpoint: nothing left at all
+    resumed = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, timeout=600,
+                             env=env, preexec_fn=_file_size_limit(2 << 20))
+    assert resumed.returncode == 2 and 'nothing to resume' in resumed.stderr
+    assert 'Logging error' not in resumed.stderr
