@@ -48,7 +48,6 @@ from repvgg_mm.deploy.runtime import create_session
 from repvgg_mm.engine import test as run_test
 from repvgg_mm.models import build_analysis_model
 from repvgg_mm.models.utils import training_time_blocks
-from repvgg_mm.utils.compare import check_finite
 from repvgg_mm.utils.config import load_config, setup_codebase
 from repvgg_mm.utils.errors import UserError
 from repvgg_mm.utils.fileio import atomic_output_dir, write_json_atomic
@@ -66,8 +65,7 @@ def load_deploy_model(config: str, checkpoint: str, cfg_options: Optional[dict] 
     logger = logger or MMLogger.get_current_instance()
     cfg = load_config(config, cfg_options)
     setup_codebase(cfg)
-    weights = read_weights(checkpoint)
-    check_finite(weights.state, f'the weights of {checkpoint}')
+    weights = read_weights(checkpoint)  # refuses NaN/inf weights
     if find_fused_keys(weights.state):
         deploy_cfg, _ = deploy_config(cfg)
         state = weights.state

@@ -34,7 +34,12 @@ from repvgg_mm.models.utils import (
 )
 from repvgg_mm.utils.config import build_model, config_from_text, config_scope, load_config
 from repvgg_mm.utils.errors import CheckpointError, ConversionError
-from repvgg_mm.utils.fileio import atomic_torch_save, atomic_write_all, remove_stale_temps
+from repvgg_mm.utils.fileio import (
+    atomic_torch_save,
+    atomic_write_all,
+    remove_stale_temps,
+    same_file,
+)
 from repvgg_mm.version import __version__
 
 from .deploy_config import deploy_config
@@ -71,12 +76,6 @@ def output_paths(config: str, checkpoint: str, out_dir: str) -> Tuple[str, str]:
             os.path.join(out_dir, stem(checkpoint) + DEPLOY_SUFFIX + '.pth'))
 
 
-def _same_file(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
-
-
 def check_output_location(inputs: Sequence[str], out_dir: str, outputs: Sequence[str],
                           force: bool = False) -> None:
     """Refuse an OUT_DIR that is (or lies inside) a file, would overwrite an input, or is not empty
@@ -85,13 +84,13 @@ def check_output_location(inputs: Sequence[str], out_dir: str, outputs: Sequence
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        same = [p for p in inputs if _same_file(p, existing)]
+        same = [p for p in inputs if same_file(p, existing)]
         where = 'is' if existing == os.path.abspath(out_dir) else 'lies inside'
         raise ConversionError(f'OUT_DIR {out_dir} {where} ' + (
             f'the input {same[0]}' if same else f'the file {existing}, not a directory'))
     for output in outputs:
         for path in inputs:
-            if _same_file(output, path):
+            if same_file(output, path):
                 raise ConversionError(f'writing {output} would overwrite the input {path}; '
                                       'choose another OUT_DIR')
     for output in outputs:

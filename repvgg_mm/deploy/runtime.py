@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from repvgg_mm.checkpoint import load_state_dict_strict, read_weights
 from repvgg_mm.models import build_analysis_model
 from repvgg_mm.registry import MODELS
-from repvgg_mm.utils.compare import check_finite, flatten_tensors
+from repvgg_mm.utils.compare import flatten_tensors
 from repvgg_mm.utils.errors import UserError, first_line
 
 from .model_folder import (
@@ -182,8 +182,7 @@ class ONNXRuntimeModel(BaseModel):
                             'neck only; pass the model folder export wrote (its RPN and RoI '
                             'head weights run in PyTorch)')
         path = os.path.join(os.path.dirname(self.onnx_path), self.info.head_weights)
-        state = read_weights(path).state
-        check_finite(state, f'the head weights {path}')
+        state = read_weights(path).state  # refuses NaN/inf weights
         heads = nn.Module()
         for name in TWO_STAGE_HEADS:
             heads.add_module(name, getattr(self.model, name))

@@ -31,9 +31,15 @@ from repvgg_mm.utils.errors import UserError
 DDP_WRAPPER = 'MMDistributedDataParallel'
 
 
+def is_main_rank() -> bool:
+    """Rank 0 of a torchrun job (or a single process); valid before mmengine knows the rank
+    (torchrun sets RANK)."""
+    return int(os.environ.get('RANK', '0')) == 0
+
+
 def _log(message: str, level: int = logging.INFO) -> None:
-    """Log once per job (rank 0; torchrun sets RANK before MMEngine knows the rank)."""
-    if int(os.environ.get('RANK', '0')) == 0:
+    """Log once per job (rank 0)."""
+    if is_main_rank():
         print_log(message, logger='current', level=level)
 
 

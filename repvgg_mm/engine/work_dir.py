@@ -25,6 +25,8 @@ from mmengine.fileio import LocalBackend, register_backend
 from repvgg_mm.utils.errors import UserError, first_line
 from repvgg_mm.utils.fileio import atomic_output, write_error
 
+from .distributed import is_main_rank
+
 ATOMIC_BACKEND = 'repvgg_mm_local'
 LOCK_NAME = '.repvgg_mm_train.lock'
 CHECKPOINT_SUFFIXES = ('.pth', '.safetensors')
@@ -45,11 +47,6 @@ class AtomicLocalBackend(LocalBackend):
 
 
 register_backend(ATOMIC_BACKEND, AtomicLocalBackend, force=True)
-
-
-def is_main_rank() -> bool:
-    """Rank 0 of a torchrun job (or a single process); valid before mmengine knows the rank."""
-    return int(os.environ.get('RANK', '0')) == 0
 
 
 class WorkDirLock:
@@ -103,7 +100,7 @@ class WorkDirLock:
         self._fd = None
 
 
-def _wrote_checkpoint(work_dir: str, new_entries) -> bool:
+def _wrote_checkpoint(new_entries) -> bool:
     return any(name == 'last_checkpoint' or name.endswith(CHECKPOINT_SUFFIXES)
                for name in new_entries)
 
@@ -141,7 +138,7 @@ def run_files(work_dir: str, lock: bool = False) -> Iterator[None]:
         if is_main_rank():
             new = set(os.listdir(work_dir)) - before - {LOCK_NAME} if os.path.isdir(
                 work_dir) else set()
-            if not _wrote_checkpoint(work_dir, new):
+            if not _wrote_checkpoint(new):
                 for name in new:
                     _remove(os.path.join(work_dir, name))
         raise

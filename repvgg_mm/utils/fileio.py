@@ -46,7 +46,8 @@ def clear_protected_inputs() -> None:
     _protected_inputs.clear()
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same resolved path, or hard links."""
     a, b = os.path.realpath(a), os.path.realpath(b)
     if a == b:
         return True
@@ -65,7 +66,7 @@ def check_output_target(path: str, inputs: Sequence[str] = ()) -> None:
     if os.path.isdir(path):
         raise UserError(f'the output {path} is a folder; give a file name')
     for given in list(inputs) + list(_protected_inputs.values()):
-        if _same_file(path, given):
+        if same_file(path, given):
             raise UserError(f'refusing to write {path}: it is an input of this run ({given}); '
                             'choose another output')
     existing = os.path.dirname(os.path.abspath(path))
@@ -229,7 +230,7 @@ def atomic_output_dir(path: str, replace: bool = False) -> Iterator[str]:
     if os.path.exists(path) and not (replace and os.path.isdir(path)):
         raise UserError(f'{path} exists' + ('' if os.path.isdir(path) else ' and is not a folder'))
     for given in _protected_inputs.values():
-        if _same_file(path, given) or os.path.realpath(given).startswith(
+        if same_file(path, given) or os.path.realpath(given).startswith(
                 os.path.realpath(path) + os.sep):
             raise UserError(f'refusing to write {path}: it is or holds an input of this run '
                             f'({given}); choose another output')
