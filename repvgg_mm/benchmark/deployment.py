@@ -74,13 +74,13 @@ TOY_CASES = (
 )
 
 
-def trained_checkpoint(case: Case, work_dir: str, data_options: dict, logger: MMLogger) -> str:
+def trained_checkpoint(case: Case, work_dir: str, logger: MMLogger) -> str:
     """The last checkpoint of the case's training run; trained first when there is none."""
     train_dir = os.path.join(work_dir, 'train')
     record = os.path.join(train_dir, 'last_checkpoint')
     if not os.path.isfile(record):
         logger.info(f'{case.name}: training {case.config} into {train_dir}')
-        train(case.config, work_dir=train_dir, cfg_options=dict(case.options, **data_options))
+        train(case.config, work_dir=train_dir, cfg_options=dict(case.options))
     with open(record, encoding='utf-8') as handle:
         return handle.read().strip()
 
@@ -96,24 +96,26 @@ def _shown(metrics: Dict[str, float]) -> Dict[str, float]:
 
 def measure_case(case: Case, checkpoint: str, work_dir: str, *, max_drop: float = 1.0,
                  calib: int = 32, latency_size: Sequence[int] = (512, 512), threads: int = 2,
-                 repeats: int = 7, options: Optional[dict] = None,
-                 logger: Optional[MMLogger] = None) -> dict:
-    """The metrics and latencies of one case (see the module docstring); files in ``work_dir``."""
+                 repeats: int = 7, logger: Optional[MMLogger] = None) -> dict:
+    """The metrics and latencies of one case (see the module docstring); files in ``work_dir``.
+
+    The checkpoint is fused once, by the whole-model converter with its proof; every later step
+    starts from the deploy pair it writes (the case's ``options`` are in that deploy config).
+    """
     logger = logger or MMLogger.get_current_instance()
-    options = dict(case.options, **(options or {}))
     # fused PyTorch, scored as tools/test.py scores the converter's deploy pair
-    result = convert_whole_model(case.config, checkpoint, cfg_options=options, logger=logger)
+    result = convert_whole_model(case.config, checkpoint, cfg_options=case.options, logger=logger)
     deploy_cfg, deploy_ckpt = write_conversion(result, case.config, checkpoint,
                                                os.path.join(work_dir, 'fused'), force=True)
     fused = evaluate(deploy_cfg, deploy_ckpt)
     logger.info(f'{case.name}: fused PyTorch {_shown(fused)}')
     # ONNX Runtime FP32, full and partial INT8 (the search of --max-drop)
-    report = quantize_model(case.config, checkpoint, os.path.join(work_dir, 'onnx'), calib=calib,
-                            max_drop=max_drop, val=True, force=True, cfg_options=options,
-                            latency_repeats=1, logger=logger)
+    report = quantize_model(deploy_cfg, deploy_ckpt, os.path.join(work_dir, 'onnx'), calib=calib,
+                            max_drop=max_drop, val=True, force=True, latency_repeats=1,
+                            logger=logger)
     metric = report['metric']
     # latency at one fixed size: the same fused model exported at that size
-    cfg, model, _ = load_deploy_model(case.config, checkpoint, options, logger)
+    cfg, model, _ = load_deploy_model(deploy_cfg, deploy_ckpt, logger=logger)
     calibration = _resized(preprocessed_inputs(cfg, model.data_preprocessor, 'train', calib),
                            latency_size)
     example = torch.from_numpy(calibration[0])
@@ -127,7 +129,7 @@ def measure_case(case: Case, checkpoint: str, work_dir: str, *, max_drop: float 
         latency = measure_latency({'pytorch fp32': exported_part(model), 'onnxruntime fp32': fp32,
                                    'int8 full': full, 'int8 partial': partial}, example, threads,
                                   repeats)
-    row = dict(name=case.name, config=case.config, options=options, checkpoint=checkpoint,
+    row = dict(name=case.name, config=case.config, options=case.options, checkpoint=checkpoint,
                metric=metric, fused_pytorch=_shown(fused),
                onnxruntime_fp32=_shown(report['metrics']['fp32']),
                int8_full=_shown(report['metrics']['int8 full']),

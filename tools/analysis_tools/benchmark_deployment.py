@@ -88,7 +88,7 @@ def main(argv=None):
     rows = []
     for index, case in enumerate(cases, 1):
         work_dir = os.path.join(args.work_dir, case.name.replace(' ', '_'))
-        checkpoint = given.get(case.name) or trained_checkpoint(case, work_dir, {}, logger)
+        checkpoint = given.get(case.name) or trained_checkpoint(case, work_dir, logger)
         # detectors report mAP as a fraction: the drop bound follows the metric's unit
         scale = 0.01 if 'rcnn' in case.config or 'retinanet' in case.config else 1.0
         logger.info(f'[{index}/{len(cases)}] {case.name}')
