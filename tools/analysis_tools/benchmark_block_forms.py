@@ -29,8 +29,7 @@ from repvgg_mm.benchmark.block_forms import (
 from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import non_negative_int, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
-from repvgg_mm.utils.errors import UserError
-from repvgg_mm.utils.fileio import write_json_atomic
+from repvgg_mm.utils.fileio import check_output_target, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 SEG_CONFIGS = {'toy PSPNet': 'configs/toy/pspnet_repvgg_a0_toy.py',
@@ -75,14 +74,12 @@ def settings(args) -> BlockFormsSettings:
 def main(argv=None):
     args = parse_args(argv)
     s = settings(args)
-    if os.path.isfile(args.work_dir):
-        raise UserError(f'--work-dir {args.work_dir} is a file')
+    path = os.path.join(args.work_dir, 'block_forms.json')
+    check_output_target(path)  # before the measurement
     logger = MMLogger.get_instance('repvgg_mm_block_forms', log_level='INFO')
     started = time.perf_counter()
     report = run_block_forms(s, logger, quick=args.quick)
     report['seconds'] = time.perf_counter() - started
-    os.makedirs(args.work_dir, exist_ok=True)
-    path = os.path.join(args.work_dir, 'block_forms.json')
     write_json_atomic(report, path)
     print(markdown_table(report))
     print(f'\n{footer(report)}')

@@ -32,8 +32,7 @@ from repvgg_mm.datasets.fashion_mnist import DEBIAN_ROOT
 from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import non_negative_int, positive_float, positive_int
 from repvgg_mm.utils.cli import run_tool, tool_parser
-from repvgg_mm.utils.errors import UserError
-from repvgg_mm.utils.fileio import write_json_atomic
+from repvgg_mm.utils.fileio import check_output_target, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 SEG_CONFIG = 'configs/toy/pspnet_repvgg_a0_toy.py'
@@ -88,13 +87,12 @@ def main(argv=None):
     s = settings(args)
     if args.pretrained is not None:
         check_checkpoint_file(args.pretrained)
-    if os.path.isfile(args.work_dir):
-        raise UserError(f'--work-dir {args.work_dir} is a file')
+    path = os.path.join(args.work_dir, 'block_forms_accuracy.json')
+    check_output_target(path)  # before the runs
     logger = MMLogger.get_instance('repvgg_mm_block_forms_accuracy', log_level='INFO')
     started = time.perf_counter()
     report = run_form_accuracy(s, logger, pretrained=args.pretrained)
     report['seconds'] = time.perf_counter() - started
-    path = os.path.join(args.work_dir, 'block_forms_accuracy.json')
     write_json_atomic(report, path)
     print('\n'.join(table_lines(report)))
     print(f'wrote {path} ({report["seconds"]:.0f} s)')
