@@ -77,8 +77,8 @@ def check_size(values: Optional[Sequence[int]], option: str,
     """Refuse a ``nargs='+'`` size given with a wrong number of values."""
     if values is not None and len(values) not in lengths:
         counts = ' or '.join(str(n) for n in lengths)
-        raise argparse.ArgumentTypeError(
-            f'{option} takes {counts} values (H W), got {len(values)}')
+        what = '1 value' if tuple(lengths) == (1, ) else f'{counts} values (H W)'
+        raise argparse.ArgumentTypeError(f'{option} takes {what}, got {len(values)}')
 
 
 def input_path(text: str) -> str:

@@ -11,10 +11,11 @@ and keeps its traceback.
 """
 import argparse
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from mmengine.config import DictAction
 
+from .argtypes import check_size
 from .errors import EXIT_ERROR, UserError, error_line, first_line
 from .fileio import clear_protected_inputs
 
@@ -64,6 +65,14 @@ class ToolArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f'error: {" ".join(message.split())} (see {self.prog} --help)', file=sys.stderr)
         sys.exit(EXIT_ERROR)
+
+    def check_size(self, values: Optional[Sequence[int]], option: str,
+                   lengths: Sequence[int] = (1, 2)) -> None:
+        """A usage error unless the ``nargs='+'`` size ``values`` has one of ``lengths``."""
+        try:
+            check_size(values, option, lengths)
+        except argparse.ArgumentTypeError as exc:
+            self.error(str(exc))
 
 
 def tool_parser(description: str, **kwargs) -> argparse.ArgumentParser:

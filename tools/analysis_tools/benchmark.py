@@ -70,7 +70,10 @@ def parse_args(argv=None):
                         help='tiny inputs, A0 + ResNet-18 only, 2 rounds (for tests)')
     parser.add_argument('--work-dir', default='work_dirs/benchmark')
     parser.add_argument('--name', default=None, help='output file stem (default: the mode)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    # seg: one size or H W; the other modes take one square size
+    parser.check_size(args.input_size, '--input-size', (1, 2) if args.mode == 'seg' else (1, ))
+    return args
 
 
 def _settings(args):
@@ -115,8 +118,6 @@ def run(args, logger):
 def main(argv=None):
     args = parse_args(argv)
     logger = MMLogger.get_instance('repvgg_mm_benchmark', log_level='INFO')
-    if args.mode == 'seg' and args.input_size and len(args.input_size) not in (1, 2):
-        raise UserError('--input-size takes one size or H W')
     if args.onnxruntime and args.mode != 'cls':
         raise UserError('--onnxruntime applies to --mode cls')
     result = run(args, logger)

@@ -21,7 +21,6 @@ onnxruntime outputs at --check-batch (not the export batch) must match PyTorch's
 """
 import os
 import sys
-from argparse import ArgumentTypeError
 
 from mmengine.logging import MMLogger
 
@@ -30,7 +29,6 @@ from repvgg_mm.deploy import onnx_export
 from repvgg_mm.deploy.export_targets import EXPORT_TARGETS, build_export_target
 from repvgg_mm.models import ARCH_NAMES
 from repvgg_mm.utils.argtypes import (
-    check_size,
     input_path,
     int_range,
     non_negative_float,
@@ -74,10 +72,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', type=output_path, default='work_dirs/onnx')
     parser.add_argument('--seed', type=non_negative_int, default=0)
     args = parser.parse_args(argv)
-    try:
-        check_size(args.input_size, '--input-size')
-    except ArgumentTypeError as exc:
-        parser.error(str(exc))
+    parser.check_size(args.input_size, '--input-size')
     if args.check_batch == args.export_batch:
         parser.error(f'--check-batch ({args.check_batch}) must differ from --export-batch: the '
                      'check proves the dynamic batch axis')

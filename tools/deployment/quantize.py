@@ -30,7 +30,6 @@ from repvgg_mm.utils.argtypes import (
     positive_int,
 )
 from repvgg_mm.utils.cli import add_cfg_options, run_tool, tool_parser
-from repvgg_mm.utils.errors import UserError
 
 
 def parse_args(argv=None):
@@ -60,13 +59,13 @@ def parse_args(argv=None):
     parser.add_argument('--latency-repeats', type=positive_int, default=7)
     parser.add_argument('--force', action='store_true', help='replace an existing model folder')
     add_cfg_options(parser, 'test_dataloader.dataset.data_root=data/toy_dense')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    parser.check_size(args.input_size, '--input-size')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.input_size and len(args.input_size) not in (1, 2):
-        raise UserError('--input-size takes one size or H W')
     MMLogger.get_instance('repvgg_mm_quantize', log_level='INFO')
     report = quantize_model(
         args.config, args.checkpoint, args.out_dir, calib=args.calib,
